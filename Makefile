@@ -1,0 +1,44 @@
+# Two entry points: `make demo` provisions local container nodes with playbooks/site.yml;
+# `make test` runs every test. Each builds what it needs first (venv, Docker daemon, node image).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+.PHONY: test demo bootstrap nodes collection lint sanity unit molecule
+
+test: lint sanity unit molecule
+	@echo "make test: all passed"
+
+demo: bootstrap nodes collection
+	scripts/demo.sh
+
+bootstrap:
+	scripts/bootstrap.sh
+
+nodes:
+	scripts/docker.sh
+	tests/images/build.sh
+
+# This repository is the collection dlnode.gpu: make it resolvable by FQCN.
+collection:
+	@mkdir -p .cache/collections/ansible_collections/dlnode
+	@ln -sfn ../../../.. .cache/collections/ansible_collections/dlnode/gpu
+
+lint: bootstrap collection
+	ansible-lint --offline
+
+sanity: bootstrap
+	scripts/sanity.sh
+
+unit: bootstrap collection
+	pytest -q tests/unit tests/collection
+
+molecule: bootstrap nodes collection
+	@for s in $(SCENARIOS); do \
+	  echo "== molecule test -s $$s"; start=$$(date +%s); \
+	  molecule test -s $$s; \
+	  echo "== $$s passed in $$(( $$(date +%s) - start )) s"; \
+	done

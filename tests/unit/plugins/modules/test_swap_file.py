@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.dlnode.gpu.plugins.modules import swap_file
+
+FRESH = dict(exists=False, size_mib=0, mode=None, active=False, in_fstab=False)
+DONE = dict(exists=True, size_mib=64, mode="0600", active=True, in_fstab=True)
+
+
+@pytest.mark.parametrize("now, state, actions", [
+    (FRESH, "present", ["write", "mkswap", "fstab", "swapon"]),
+    (DONE, "present", []),
+    (dict(DONE, size_mib=32), "present", ["swapoff", "write", "mkswap", "swapon"]),
+    (dict(DONE, active=False), "present", ["swapon"]),
+    (dict(DONE, mode="0644"), "present", ["chmod"]),
+    (dict(DONE, in_fstab=False), "present", ["fstab"]),
+    (DONE, "absent", ["swapoff", "fstab", "remove"]),
+    (FRESH, "absent", []),
+])
+def test_plan(now, state, actions):
+    assert swap_file.plan(now, state, 64) == actions
+
+
+@pytest.fixture
+def fake_system(tmp_path, monkeypatch):
+    swaps = tmp_path / "swaps"
+    swaps.write_text("Filename\tType\tSize\tUsed\tPriority\n")
+    monkeypatch.setattr(swap_file, "active_swaps", lambda: [line.split()[0] for line in swaps.read_text().splitlines()[1:]])
+    commands = []
+
+    def run_command(self, argv, check_rc=False):
+        commands.append([argv[0].rsplit("/", 1)[-1], *argv[1:]])
+        name = commands[-1][0]
+        if name == "swapon":
+            swaps.write_text(swaps.read_text() + f"{argv[1]}\tfile\t65532\t0\t-2\n")
+        if name == "swapoff":
+            swaps.write_text("Filename\tType\tSize\tUsed\tPriority\n")
+        return 0, "", ""
+
+    monkeypatch.setattr(swap_file.AnsibleModule, "run_command", run_command)
+    monkeypatch.setattr(swap_file.AnsibleModule, "get_bin_path", lambda self, name, required=False: f"/sbin/{name}")
+    return tmp_path, commands
+
+
+def test_create_then_idempotent_then_remove(fake_system, run_module):
+    root, commands = fake_system
+    args = dict(path=str(root / "swapfile"), size_mib=2, fstab=str(root / "fstab"))
+    result, failed = run_module(swap_file, args)
+    assert not failed and result["actions"] == ["write", "mkswap", "fstab", "swapon"]
+    assert (root / "swapfile").stat().st_size == 2 * 1024 * 1024
+    assert oct((root / "swapfile").stat().st_mode & 0o777) == "0o600"
+    assert f"{root}/swapfile none swap sw 0 0" in (root / "fstab").read_text()
+    assert [c[0] for c in commands] == ["mkswap", "swapon"]
+    again, _ = run_module(swap_file, args)
+    assert not again["changed"]
+    gone, _ = run_module(swap_file, dict(args, state="absent"))
+    assert gone["actions"] == ["swapoff", "fstab", "remove"]
+    assert not (root / "swapfile").exists() and "swapfile" not in (root / "fstab").read_text()
+
+
+def test_check_mode_predicts_and_touches_nothing(fake_system, run_module):
+    root, commands = fake_system
+    args = dict(path=str(root / "swapfile"), size_mib=2, fstab=str(root / "fstab"))
+    result, _ = run_module(swap_file, args, check_mode=True, diff=True)
+    assert result["changed"] and result["after"]["active"] and result["diff"]["before"]["exists"] is False
+    assert not (root / "swapfile").exists() and not (root / "fstab").exists() and not commands
+
+
+def test_bad_input(fake_system, run_module):
+    root, _ = fake_system
+    result, failed = run_module(swap_file, dict(path=str(root / "swapfile"), size_mib=0))
+    assert failed and result["msg"] == "size_mib must be a positive number of MiB, got 0"
+    result, failed = run_module(swap_file, dict(path=str(root)))
+    assert failed and result["msg"] == "state is present but all of the following are missing: size_mib"
+    result, failed = run_module(swap_file, dict(path=str(root), size_mib=1))
+    assert failed and result["msg"] == f"path {root} exists and is not a regular file; refusing to touch it"
