@@ -5,14 +5,17 @@
 # DLNODE_PYTHON=/path/to/python forces an interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=.venv
+venv=${DLNODE_VENV:-.venv}
 
 works() {  # works PYTHON MIN_MINOR: runs, has venv, and is 3.MIN_MINOR or newer
   "$1" -c "import sys, venv; sys.exit(0 if sys.version_info >= (3, $2) else 1)" >/dev/null 2>&1
 }
 
 candidates() {
-  [ -n "${DLNODE_PYTHON:-}" ] && echo "$DLNODE_PYTHON"
+  if [ -n "${DLNODE_PYTHON:-}" ]; then
+    echo "$DLNODE_PYTHON"
+    return
+  fi
   for v in 3.12 3.13 3.14; do
     command -v "python$v" || true
     if command -v pyenv >/dev/null 2>&1; then

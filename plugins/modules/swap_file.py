@@ -151,7 +151,7 @@ def write_zeros(path, size_mib):
     block = bytes(MIB)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        for _ in range(size_mib):
+        for _block in range(size_mib):
             os.write(fd, block)
         os.fsync(fd)
     finally:

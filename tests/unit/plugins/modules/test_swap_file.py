@@ -52,9 +52,9 @@ def test_create_then_idempotent_then_remove(fake_system, run_module):
     assert oct((root / "swapfile").stat().st_mode & 0o777) == "0o600"
     assert f"{root}/swapfile none swap sw 0 0" in (root / "fstab").read_text()
     assert [c[0] for c in commands] == ["mkswap", "swapon"]
-    again, _ = run_module(swap_file, args)
+    again = run_module(swap_file, args)[0]
     assert not again["changed"]
-    gone, _ = run_module(swap_file, dict(args, state="absent"))
+    gone = run_module(swap_file, dict(args, state="absent"))[0]
     assert gone["actions"] == ["swapoff", "fstab", "remove"]
     assert not (root / "swapfile").exists() and "swapfile" not in (root / "fstab").read_text()
 
@@ -62,13 +62,13 @@ def test_create_then_idempotent_then_remove(fake_system, run_module):
 def test_check_mode_predicts_and_touches_nothing(fake_system, run_module):
     root, commands = fake_system
     args = dict(path=str(root / "swapfile"), size_mib=2, fstab=str(root / "fstab"))
-    result, _ = run_module(swap_file, args, check_mode=True, diff=True)
+    result = run_module(swap_file, args, check_mode=True, diff=True)[0]
     assert result["changed"] and result["after"]["active"] and result["diff"]["before"]["exists"] is False
     assert not (root / "swapfile").exists() and not (root / "fstab").exists() and not commands
 
 
 def test_bad_input(fake_system, run_module):
-    root, _ = fake_system
+    root = fake_system[0]
     result, failed = run_module(swap_file, dict(path=str(root / "swapfile"), size_mib=0))
     assert failed and result["msg"] == "size_mib must be a positive number of MiB, got 0"
     result, failed = run_module(swap_file, dict(path=str(root)))

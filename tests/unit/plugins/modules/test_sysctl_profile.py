@@ -41,7 +41,7 @@ def test_applies_file_and_runtime_then_is_idempotent(node, run_module):
     assert result["runtime"]["vm.swappiness"] == {"before": "60", "after": "10"}
     text = (node / "etc/sysctl.d/90-dlnode.conf").read_text()
     assert "net.ipv4.tcp_rmem = 4096 87380 134217728\nvm.swappiness = 10\n" in text
-    again, _ = run_module(sysctl_profile, request)
+    again = run_module(sysctl_profile, request)[0]
     assert not again["changed"] and again["runtime"] == {}
 
 
@@ -56,7 +56,7 @@ def test_check_mode_predicts_and_writes_nothing(node, run_module):
 
 
 def test_null_drops_a_key(node, run_module):
-    result, _ = run_module(sysctl_profile, args(node, **{"vm.swappiness": 10, "vm.max_map_count": None}))
+    result = run_module(sysctl_profile, args(node, **{"vm.swappiness": 10, "vm.max_map_count": None}))[0]
     assert result["settings"] == {"vm.swappiness": "10"}
     assert "max_map_count" not in (node / "etc/sysctl.d/90-dlnode.conf").read_text()
 
