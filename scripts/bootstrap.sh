@@ -53,4 +53,4 @@ rm -rf "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs"
 echo "$stamp" > "$venv/.stamp"
-"$venv/bin/ansible" --version | head -n 1
+"$venv/bin/ansible" --version | sed -n 1p

@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # ansible-test sanity on the collection, all tests, with the empty ignore files in tests/sanity/.
 # ansible-test needs the collection under ansible_collections/dlnode/gpu and installs its pinned
-# linters into the Python it runs with: that is a venv of its own (.venv-sanity), not .venv.
+# linters into the Python it runs with: that is a venv of its own (.venv-sanity-X.Y), not .venv.
+# DLNODE_VENV=DIR runs it with the ansible-core of another toolchain venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-base=$(.venv/bin/python -c 'import sys; print(sys._base_executable)')
-pyver=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-core=$(.venv/bin/python -m pip freeze --disable-pip-version-check | grep -i '^ansible-core==')
+venv=${DLNODE_VENV:-.venv}
+base=$("$venv"/bin/python -c 'import sys; print(sys._base_executable)')
+pyver=$("$venv"/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+core=$("$venv"/bin/python -m pip freeze --disable-pip-version-check | grep -i '^ansible-core==')
+venv_sanity=$PWD/.venv-sanity-$pyver
 
-if [ "$(cat .venv-sanity/.stamp 2>/dev/null)" != "$base $core" ]; then
-  rm -rf .venv-sanity
-  "$base" -m venv .venv-sanity
-  .venv-sanity/bin/python -m pip install -q --disable-pip-version-check "$core"
-  echo "$base $core" > .venv-sanity/.stamp
+if [ "$(cat "$venv_sanity"/.stamp 2>/dev/null)" != "$base $core" ]; then
+  rm -rf "$venv_sanity"
+  "$base" -m venv "$venv_sanity"
+  "$venv_sanity"/bin/python -m pip install -q --disable-pip-version-check "$core"
+  echo "$base $core" > "$venv_sanity"/.stamp
 fi
 
 # ansible-test fetches a pip bootstrap script from a host these machines cannot reach; the
 # stdlib's ensurepip does the same job.
-pip_version=$(.venv-sanity/bin/python - <<'PY'
+pip_version=$("$venv_sanity"/bin/python - <<'PY'
 import re, ansible_test, pathlib
 src = (pathlib.Path(ansible_test.__file__).parent / "_internal/python_requirements.py").read_text()
 print(re.search(r"pip='([0-9.]+)'", src).group(1))
@@ -27,7 +30,6 @@ cache=~/.ansible/test/cache/get_pip_${pip_version//./_}.py
 mkdir -p "$(dirname "$cache")"
 printf 'import ensurepip\nensurepip.bootstrap(upgrade=True)\n' > "$cache"
 
-venv_sanity=$PWD/.venv-sanity
 # Outside this repository: inside it, ansible-test lists files with git and skips ignored ones.
 tree=${TMPDIR:-/tmp}/dlnode-sanity/ansible_collections/dlnode/gpu
 rm -rf "$tree" && mkdir -p "$tree"
