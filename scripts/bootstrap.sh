@@ -11,6 +11,10 @@ works() {  # works PYTHON MIN_MINOR: runs, has venv, and is 3.MIN_MINOR or newer
   "$1" -c "import sys, venv; sys.exit(0 if sys.version_info >= (3, $2) else 1)" >/dev/null 2>&1
 }
 
+base_of() {  # the interpreter itself, also when a venv (this one included) is first on PATH
+  "$1" -c 'import sys; print(sys._base_executable)'
+}
+
 candidates() {
   if [ -n "${DLNODE_PYTHON:-}" ]; then
     echo "$DLNODE_PYTHON"
@@ -27,13 +31,13 @@ candidates() {
 
 python=""
 for c in $(candidates); do
-  if works "$c" 12; then python=$c; break; fi
+  if works "$c" 12; then python=$(base_of "$c"); break; fi
 done
 if [ -n "$python" ]; then
   reqs=requirements.txt
 else
   for c in $(candidates); do
-    if works "$c" 11; then python=$c; break; fi
+    if works "$c" 11; then python=$(base_of "$c"); break; fi
   done
   reqs=requirements-py311.txt
 fi
