@@ -30,9 +30,9 @@ ansible-playbook -i "$inventory" playbooks/site.yml --skip-tags tuning
 echo
 echo "== What the nodes are now"
 for node in $nodes; do
-  docker exec "$node" sh -c 'printf "%s: %s, swappiness %s, max_map_count %s, numa_balancing %s, memlock %s, packages %s\n" \
-    "$(hostname)" "$(. /etc/os-release; echo $PRETTY_NAME)" "$(cat /proc/sys/vm/swappiness)" \
-    "$(cat /proc/sys/vm/max_map_count)" "$(cat /proc/sys/kernel/numa_balancing)" \
+  docker exec "$node" sh -c 'printf "%s: %s; sysctl file %s keys (swappiness %s; running %s, /proc/sys is read-only in a container); memlock %s; packages %s\n" \
+    "$(hostname)" "$(. /etc/os-release; echo $PRETTY_NAME)" "$(grep -c " = " /etc/sysctl.d/90-dlnode-base.conf)" \
+    "$(sed -n "s/^vm.swappiness = //p" /etc/sysctl.d/90-dlnode-base.conf)" "$(cat /proc/sys/vm/swappiness)" \
     "$(runuser -l root -c "ulimit -l")" "$(dpkg -l gcc dkms jq chrony numactl 2>/dev/null | grep -c ^ii)/5"'
 done
 echo "Nodes left running for a look: docker exec -it NODE bash; remove them with: docker rm -f $nodes"

@@ -27,7 +27,7 @@ def test_boot_unit_enabled_after_persistenced(host):
     assert "PartOf=nvidia-persistenced.service" in unit
     assert "ExecStart=/opt/dlnode/nvml/bin/python /usr/local/sbin/dlnode-gpu-settings /etc/dlnode/gpu-settings.json" in unit
     assert host.run("systemctl is-enabled dlnode-gpu-settings.service").stdout.strip() == "enabled"
-    assert host.file("/usr/local/sbin/dlnode-gpu-settings").mode == 0o755
+    assert host.file("/usr/local/sbin/dlnode-gpu-settings").mode == 0o644
 
 
 def test_boot_unit_waits_for_a_gpu(host):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright: contributors to dlnode.gpu
 """Re-apply the GPU settings written by the dlnode.gpu gpu_settings role, through NVML.
