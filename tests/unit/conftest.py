@@ -61,3 +61,28 @@ def run_module(monkeypatch):
         raise AssertionError("module returned without exit_json or fail_json")
 
     return _run
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    """The warnings modules emit through AnsibleModule.warn, in order."""
+    seen = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, warning, **kwargs: seen.append(warning))
+    return seen
+
+
+@pytest.fixture
+def lib():
+    """A fake pynvml module built from the real H100 dump."""
+    from ansible_collections.dlnode.gpu.tests.unit import fake_nvml  # pylint: disable=import-outside-toplevel
+    return fake_nvml.FakePynvml()
+
+
+@pytest.fixture
+def backend(lib):  # pylint: disable=redefined-outer-name
+    """An initialised NVML backend over the fake pynvml."""
+    from ansible_collections.dlnode.gpu.plugins.module_utils import nvml  # pylint: disable=import-outside-toplevel
+    nvml_backend = nvml.NvmlBackend(lib=lib)
+    nvml_backend.init()
+    yield nvml_backend
+    nvml_backend.shutdown()

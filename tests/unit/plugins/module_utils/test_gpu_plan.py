@@ -17,19 +17,6 @@ UUID = "GPU-0ad4414f-aa1d-07b8-b043-5bc8e52d2e4b"
 
 
 @pytest.fixture
-def lib():
-    return fake_nvml.FakePynvml()
-
-
-@pytest.fixture
-def backend(lib):
-    backend = nvml.NvmlBackend(lib=lib)
-    backend.init()
-    yield backend
-    backend.shutdown()
-
-
-@pytest.fixture
 def gpu(backend):
     return gpu_plan.list_gpus(backend)[0]
 

@@ -7,19 +7,6 @@ from ansible_collections.dlnode.gpu.plugins.module_utils import nvml
 from ansible_collections.dlnode.gpu.tests.unit import fake_nvml
 
 
-@pytest.fixture
-def lib():
-    return fake_nvml.FakePynvml()
-
-
-@pytest.fixture
-def backend(lib):
-    backend = nvml.NvmlBackend(lib=lib)
-    backend.init()
-    yield backend
-    backend.shutdown()
-
-
 @pytest.mark.parametrize(
     "code, error, text",
     [

@@ -5,7 +5,6 @@ import errno
 import stat
 
 import pytest
-from ansible.module_utils import basic
 
 from ansible_collections.dlnode.gpu.plugins.modules import hugepages
 from ansible_collections.dlnode.gpu.tests.unit.fake_sysfs import FakeKernel, FakeTree
@@ -31,13 +30,6 @@ def tree(tmp_path, monkeypatch):
 @pytest.fixture
 def kernel(tree, monkeypatch):
     return FakeKernel(tree).install(monkeypatch)
-
-
-@pytest.fixture
-def warnings(monkeypatch):
-    seen = []
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, warning, **kw: seen.append(warning))
-    return seen
 
 
 def test_count_is_applied_and_read_back(run_module, tree, kernel):

@@ -37,13 +37,6 @@ def kernel(tree, monkeypatch):
 
 
 @pytest.fixture
-def warnings(monkeypatch):
-    seen = []
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, warning, **kw: seen.append(warning))
-    return seen
-
-
-@pytest.fixture
 def udevadm(monkeypatch):
     """Record udevadm calls; `path` None makes it missing, `rc` its exit status."""
     calls = []

@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from ansible.module_utils import basic
 
 from ansible_collections.dlnode.gpu.plugins.module_utils import nvml
 from ansible_collections.dlnode.gpu.plugins.modules import nvidia_gpu
@@ -29,13 +28,6 @@ def boot_id(tmp_path, monkeypatch):
     path.write_text("11111111-aaaa-bbbb-cccc-000000000001\n", encoding="ascii")
     monkeypatch.setattr(nvidia_gpu, "BOOT_ID_PATH", str(path))
     return path
-
-
-@pytest.fixture
-def warnings(monkeypatch):
-    captured = []
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, warning, **kwargs: captured.append(warning))
-    return captured
 
 
 @pytest.fixture
