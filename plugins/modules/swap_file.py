@@ -77,6 +77,7 @@ import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dlnode.gpu.plugins.module_utils.sysfs import SysfsError, install_file, read_file
 
 MIB = 1024 * 1024
 
@@ -92,11 +93,7 @@ def fstab_line(path):
 
 
 def read_fstab(fstab):
-    try:
-        with open(fstab, encoding="utf-8") as handle:
-            return handle.read().splitlines()
-    except FileNotFoundError:
-        return []
+    return (read_file("/", fstab) or "").splitlines()
 
 
 def observe(path, fstab):
@@ -140,10 +137,7 @@ def write_fstab(module, fstab, path, present):
     kept = [line for line in read_fstab(fstab) if line.split()[:1] != [path]]
     if present:
         kept.append(fstab_line(path))
-    tmp = os.path.join(module.tmpdir, "fstab")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(kept) + "\n")
-    module.atomic_move(tmp, fstab, unsafe_writes=False)
+    install_file(module, "/", fstab, "\n".join(kept) + "\n")
 
 
 def write_zeros(path, size_mib):
@@ -203,18 +197,22 @@ def main():
     if os.path.exists(path) and not os.path.isfile(path):
         module.fail_json(msg=f"path {path} exists and is not a regular file; refusing to touch it")
 
-    before = observe(path, fstab)
-    actions = plan(before, state, size_mib)
-    if module.check_mode or not actions:
-        after = predict(before, state, size_mib) if actions else before
+    try:
+        before = observe(path, fstab)
+        actions = plan(before, state, size_mib)
+        if actions and not module.check_mode:
+            apply(module, actions, path, size_mib, fstab, state)
+            after = observe(path, fstab)
+        else:
+            after = predict(before, state, size_mib) if actions else before
+    except SysfsError as err:
+        module.fail_json(msg=str(err))
     else:
-        apply(module, actions, path, size_mib, fstab, state)
-        after = observe(path, fstab)
         if after != predict(before, state, size_mib):
             module.fail_json(msg=f"swap file {path} reads back as {after} after {actions}", actions=actions,
                              before=before, after=after)
-    module.exit_json(changed=bool(actions), actions=actions, before=before, after=after,
-                     diff=dict(before=before, after=after))
+        module.exit_json(changed=bool(actions), actions=actions, before=before, after=after,
+                         diff=dict(before=before, after=after))
 
 
 if __name__ == "__main__":

@@ -87,10 +87,8 @@ unsettable:
   sample: {"net.core.rmem_max": "read-only here (running value 212992): /proc/sys is mounted read-only"}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_bytes
+from ansible_collections.dlnode.gpu.plugins.module_utils.sysfs import SysfsError, install_file, read_file
 from ansible_collections.dlnode.gpu.plugins.module_utils.sysctl import (
     SysctlError,
     apply_runtime,
@@ -100,23 +98,6 @@ from ansible_collections.dlnode.gpu.plugins.module_utils.sysctl import (
 )
 
 ROOT = "/"
-
-
-def read_file(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return ""
-
-
-def write_file(module, path, content):
-    tmp = os.path.join(module.tmpdir, "sysctl_profile.conf")
-    with open(tmp, "wb") as handle:
-        handle.write(to_bytes(content))
-    os.chmod(tmp, 0o644)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    module.atomic_move(tmp, path)
 
 
 def main():
@@ -135,13 +116,20 @@ def main():
     except SysctlError as err:
         module.fail_json(msg=str(err))
 
-    before, after = read_file(path), render(wanted)
+    try:
+        before = read_file("/", path) or ""
+    except SysfsError as err:
+        module.fail_json(msg=str(err))
+    after = render(wanted)
     file_changed = before != after
     changes, unsettable = plan_runtime(ROOT, wanted) if module.params["apply"] else ({}, {})
 
     if not module.check_mode:
         if file_changed:
-            write_file(module, path, after)
+            try:
+                install_file(module, "/", path, after)
+            except SysfsError as err:
+                module.fail_json(msg=str(err))
         unsettable.update(apply_runtime(ROOT, changes))
         for key in unsettable:
             changes.pop(key, None)
