@@ -68,6 +68,9 @@ def save(path: str) -> None:
 def restore(path: str) -> None:
     with open(path, encoding="ascii") as handle:
         saved = json.load(handle)
+    for area in swaps():
+        if area not in saved["swaps"] and area.startswith("/dev/"):
+            subprocess.run(["swapoff", area], check=False, stderr=subprocess.DEVNULL)
     if any(area not in saved["swaps"] for area in swaps()):
         # A swap file enabled inside a node shows in /proc/swaps with the node's path, which
         # does not resolve here once the node is gone: turn off the tests' files by their own.
