@@ -1,0 +1,53 @@
+"""GPT partitions and md RAID 0 built by the storage role, on loop devices inside a Debian 12 VM."""
+from __future__ import annotations
+
+
+def blkid(host, path):
+    out = host.run(f"blkid -p -o export {path}").stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_data_disk_partitioned_formatted_and_mounted(host):
+    table = host.run("sfdisk --json /dev/loop0").stdout
+    assert '"label":"gpt"' in table.replace(" ", "")
+    assert "0FC63DAF-8483-4772-8E79-3D69D8477DE4" in table  # one Linux filesystem partition
+    assert table.count('"node"') == 1
+    assert blkid(host, "/dev/loop0p1")["TYPE"] == "xfs"
+    mount = host.mount_point("/data")
+    assert mount.exists and mount.device == "/dev/loop0p1" and "noatime" in mount.options
+
+
+def test_raid0_assembled_over_two_partitions_and_mounted(host):
+    mdstat = host.file("/proc/mdstat").content_string
+    line = next(line for line in mdstat.splitlines() if line.startswith("md"))
+    assert "active raid0" in line and "loop1p1" in line and "loop2p1" in line
+    for member in ("/dev/loop1", "/dev/loop2"):
+        assert "A19D880F-05FC-4D3B-A006-743F0F84911E" in host.run(f"sfdisk --json {member}").stdout  # Linux RAID
+    array = host.run("readlink -f /dev/md/fast").stdout.strip()
+    assert blkid(host, array)["TYPE"] == "xfs"
+    mount = host.mount_point("/fast")
+    assert mount.exists and mount.device in (array, "/dev/md/fast")
+    assert host.file("/fast").mode == 0o1777
+
+
+def test_fstab_by_uuid_with_nofail(host):
+    fstab = host.file("/etc/fstab").content_string.splitlines()
+    data = blkid(host, "/dev/loop0p1")["UUID"]
+    fast = blkid(host, "/dev/md/fast")["UUID"]
+    assert f"UUID={data} /data xfs noatime,nofail 0 0" in fstab
+    assert f"UUID={fast} /fast xfs noatime,nofail 0 0" in fstab
+
+
+def test_mdadm_conf_and_initramfs_updated(host):
+    detail = host.run("mdadm --detail --brief /dev/md/fast").stdout.strip()
+    assert detail in host.file("/etc/mdadm/mdadm.conf").content_string.splitlines()
+    # The handler rebuilt the initramfs after mdadm.conf changed, and the array is in it.
+    initrd = host.run("readlink -f /initrd.img || ls /boot/initrd.img-*").stdout.split()[0]
+    assert host.file(initrd).mtime >= host.file("/etc/mdadm/mdadm.conf").mtime
+    assert "etc/mdadm/mdadm.conf" in host.run(f"lsinitramfs {initrd}").stdout
+
+
+def test_a_remount_from_fstab_brings_both_back(host):
+    with host.sudo():
+        assert host.run("umount /data /fast && mount --all").rc == 0
+    assert host.mount_point("/data").exists and host.mount_point("/fast").exists
