@@ -53,6 +53,7 @@ def apply_role(variables, check=False):
 
 
 def test_data_volume_formatted_and_mounted(host, disks):
+    # Declared by /dev/disk/by-id/dlnode-test-data, a link to the loop device.
     mount = host.mount_point("/data")
     assert mount.exists and mount.filesystem == "xfs" and mount.device == dev(disks, "data")
     assert "noatime" in mount.options
