@@ -122,7 +122,7 @@ def validate(volumes, binds, resolve, users=None, groups=None):
         if fstype == "swap":
             options = list(vol.get("mount_options") or ["defaults"])
         out.append(dict(
-            name=name, devices=resolved, declared=devices, raid_level=level,
+            name=name, devices=resolved, raid_level=level,
             partition=vol.get("partition", True) is not False, fstype=fstype,
             mkfs_options=list(MKFS_DEFAULTS[fstype] if vol.get("mkfs_options") is None else vol["mkfs_options"]),
             label=label, mount=mount, mount_options=[o for o in options if o != "nofail"],

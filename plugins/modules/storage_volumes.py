@@ -419,7 +419,7 @@ def exists_group(name):
         return False
 
 
-def plan_all(module, disks, volumes, binds):
+def plan_all(disks, volumes, binds):
     """Every step of the run, and the targets (formatted device per volume) as planned."""
     devices = [dev for vol in volumes for dev in vol["devices"]]
     blocks, arrays, mounts = disks.observe(devices)
@@ -486,7 +486,7 @@ def mdadm_steps(module, disks, volumes, targets):
 
 def run(module, disks):
     volumes, binds = validate(module.params["volumes"], module.params["binds"], resolve, exists_user, exists_group)
-    steps, targets = plan_all(module, disks, volumes, binds)
+    steps, targets = plan_all(disks, volumes, binds)
     fstab_before, fstab_after = fstab_text(module, volumes, binds, targets, predict=True)
     if fstab_after != fstab_before:
         steps.append(dict(volume="fstab", action="fstab", device=module.params["fstab"],
@@ -500,7 +500,7 @@ def run(module, disks):
         return report(steps, volumes, targets, bool(steps), mdadm_changed, dict(diff, after=fstab_after or ""))
     apply(module, disks, volumes, binds, steps, targets)
     # Read back: a second plan must find nothing left to do.
-    left, targets = plan_all(module, disks, volumes, binds)
+    left, targets = plan_all(disks, volumes, binds)
     left += mdadm_steps(module, disks, volumes, targets)
     fstab_now, fstab_want = fstab_text(module, volumes, binds, targets, predict=False)
     if left or fstab_now != fstab_want:
