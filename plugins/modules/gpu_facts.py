@@ -269,8 +269,8 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import gpu_info
-from ansible_collections.dlnode.gpu.plugins.module_utils import nvml
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_info
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 
 # Tests point these at a fake sysfs tree and a fake NVML.
 SYSFS_ROOT = "/"

@@ -243,8 +243,8 @@ import errno
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import hugepages as hp
-from ansible_collections.dlnode.gpu.plugins.module_utils import sysfs
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import hugepages as hp
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import sysfs
 
 # Tests point this at a fake /sys and /proc tree.
 ROOT = "/"

@@ -168,8 +168,8 @@ import errno
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import io_scheduler as ios
-from ansible_collections.dlnode.gpu.plugins.module_utils import sysfs
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import io_scheduler as ios
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import sysfs
 
 # Tests point this at a fake /sys tree.
 ROOT = "/"

@@ -268,9 +268,9 @@ state_file:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import gpu_info
-from ansible_collections.dlnode.gpu.plugins.module_utils import gpu_plan
-from ansible_collections.dlnode.gpu.plugins.module_utils import nvml
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_info
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_plan
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 
 # Tests replace these with a fake NVML and a temporary boot id file.
 BACKEND_FACTORY = nvml.NvmlBackend

@@ -170,10 +170,10 @@ import stat
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dlnode.gpu.plugins.module_utils.storage import (
+from ansible_collections.dlnode.gpu.plugins.module_utils.storage.volumes import (
     StorageError, bind_entry, fstab_entry, parse_mountinfo, parse_wipefs, plan_volume, render_fstab,
     render_mdadm_conf, validate)
-from ansible_collections.dlnode.gpu.plugins.module_utils.sysfs import SysfsError, install_file, read_file
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysfs import SysfsError, install_file, read_file
 
 PACKAGES = {"wipefs": "util-linux", "blkid": "util-linux", "mount": "util-linux", "swapon": "util-linux",
             "blockdev": "util-linux", "sfdisk": "fdisk (Debian, Ubuntu) or util-linux (RHEL)",

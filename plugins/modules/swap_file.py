@@ -77,7 +77,7 @@ import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dlnode.gpu.plugins.module_utils.sysfs import SysfsError, install_file, read_file
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysfs import SysfsError, install_file, read_file
 
 MIB = 1024 * 1024
 

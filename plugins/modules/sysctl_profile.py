@@ -88,8 +88,8 @@ unsettable:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dlnode.gpu.plugins.module_utils.sysfs import SysfsError, install_file, read_file
-from ansible_collections.dlnode.gpu.plugins.module_utils.sysctl import (
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysfs import SysfsError, install_file, read_file
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysctl import (
     SysctlError,
     apply_runtime,
     plan_runtime,

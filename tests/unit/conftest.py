@@ -81,7 +81,7 @@ def lib():
 @pytest.fixture
 def backend(lib):  # pylint: disable=redefined-outer-name
     """An initialised NVML backend over the fake pynvml."""
-    from ansible_collections.dlnode.gpu.plugins.module_utils import nvml  # pylint: disable=import-outside-toplevel
+    from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml  # pylint: disable=import-outside-toplevel
     nvml_backend = nvml.NvmlBackend(lib=lib)
     nvml_backend.init()
     yield nvml_backend

@@ -10,7 +10,7 @@ import errno
 import os
 from pathlib import Path
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import sysfs
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import sysfs
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "node" / "h100-ubuntu2404-vm"
 

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import nvml
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 from ansible_collections.dlnode.gpu.plugins.modules import gpu_facts
 from ansible_collections.dlnode.gpu.tests.unit import fake_nvml
 from ansible_collections.dlnode.gpu.tests.unit import fake_pci

@@ -6,7 +6,7 @@ import json
 import pytest
 
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import nvml
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 from ansible_collections.dlnode.gpu.plugins.modules import nvidia_gpu
 from ansible_collections.dlnode.gpu.tests.unit import fake_nvml
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import storage
-from ansible_collections.dlnode.gpu.plugins.module_utils.storage import StorageError
+from ansible_collections.dlnode.gpu.plugins.module_utils.storage import volumes as storage
+from ansible_collections.dlnode.gpu.plugins.module_utils.storage.volumes import StorageError
 
 DEVICES = {"/dev/nvme1n1", "/dev/nvme2n1", "/dev/nvme3n1", "/dev/nvme4n1", "/dev/sdb"}
 LINKS = {"/dev/disk/by-id/nvme-A": "/dev/nvme1n1"}

@@ -16,9 +16,9 @@ import math
 import os
 import tempfile
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import gpu_info
-from ansible_collections.dlnode.gpu.plugins.module_utils import nvml
-from ansible_collections.dlnode.gpu.plugins.module_utils import pci
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_info
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import pci
 
 UNKNOWN = "unknown"
 RESET = "reset"

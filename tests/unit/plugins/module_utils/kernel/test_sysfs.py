@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import sysfs
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import sysfs
 from ansible_collections.dlnode.gpu.tests.unit.fake_sysfs import FakeTree
 
 

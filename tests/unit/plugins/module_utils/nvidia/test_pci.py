@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import pci
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import pci
 from ansible_collections.dlnode.gpu.tests.unit import fake_pci
 
 

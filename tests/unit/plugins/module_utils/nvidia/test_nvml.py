@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import nvml
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 from ansible_collections.dlnode.gpu.tests.unit import fake_nvml
 
 

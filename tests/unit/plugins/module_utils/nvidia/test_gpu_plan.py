@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import gpu_info
-from ansible_collections.dlnode.gpu.plugins.module_utils import gpu_plan
-from ansible_collections.dlnode.gpu.plugins.module_utils import nvml
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_info
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_plan
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 from ansible_collections.dlnode.gpu.tests.unit import fake_nvml
 
 BOOT_A = "boot-a"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import hugepages as hp
-from ansible_collections.dlnode.gpu.plugins.module_utils import sysfs
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import hugepages as hp
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import sysfs
 from ansible_collections.dlnode.gpu.tests.unit.fake_sysfs import FakeTree
 
 G1 = 1048576

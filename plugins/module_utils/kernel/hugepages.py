@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.dlnode.gpu.plugins.module_utils.sysfs import parse_bracketed
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysfs import parse_bracketed
 
 GLOBAL_DIR = "/sys/kernel/mm/hugepages"
 NODE_DIR = "/sys/devices/system/node"

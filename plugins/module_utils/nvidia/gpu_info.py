@@ -3,8 +3,8 @@
 """Collect the dlnode_gpu facts from sysfs and, when it loads, NVML."""
 from __future__ import annotations
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import nvml
-from ansible_collections.dlnode.gpu.plugins.module_utils import pci
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import pci
 
 # The marker for values this GPU or driver cannot report. A string, so that
 # it is never mistaken for a real value (0, False) in a playbook condition.

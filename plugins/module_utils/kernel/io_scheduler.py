@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from ansible_collections.dlnode.gpu.plugins.module_utils.sysfs import parse_bracketed
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysfs import parse_bracketed
 
 BLOCK_DIR = "/sys/block"
 CLASS_DIR = "/sys/class/block"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dlnode.gpu.plugins.module_utils import io_scheduler as ios
-from ansible_collections.dlnode.gpu.plugins.module_utils import sysfs
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import io_scheduler as ios
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import sysfs
 from ansible_collections.dlnode.gpu.tests.unit.fake_sysfs import FakeTree
 
 
