@@ -267,20 +267,22 @@ ansible_facts:
               sample: {}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import run_module
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_info
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 
-# Tests point these at a fake sysfs tree and a fake NVML.
-SYSFS_ROOT = "/"
+# The NVML boundary: tests give a fake built from the real H100 dump.
 BACKEND_FACTORY = nvml.NvmlBackend
+ARGUMENT_SPEC = {}
+
+
+def run(_module, result):
+    result["ansible_facts"] = {"dlnode_gpu": gpu_info.collect(BACKEND_FACTORY(), files.ROOT)}
 
 
 def main():
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    facts = gpu_info.collect(BACKEND_FACTORY(), SYSFS_ROOT)
-    module.exit_json(changed=False, ansible_facts={"dlnode_gpu": facts})
+    run_module(ARGUMENT_SPEC, run)
 
 
 if __name__ == "__main__":

@@ -241,13 +241,10 @@ reboot_required:
 
 import errno
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import run_module
 from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import hugepages as hp
 from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import sysfs
-
-# Tests point this at a fake /sys and /proc tree.
-ROOT = "/"
 
 ARGUMENT_SPEC = dict(
     size=dict(type="str"),
@@ -283,9 +280,6 @@ def check_persist(params, size_kb, default_kb, node_counts):
             raise hp.HugepagesError("persist=cmdline can't hold overcommit (no kernel parameter sets it): use persist: sysctl or persist: boot_unit")
         if params["thp_defrag"]:
             raise hp.HugepagesError("persist=cmdline can't hold thp_defrag (no kernel parameter sets it): use persist: boot_unit")
-    for name in ("sysctl_file", "unit_file", "unit_config_dir"):
-        if not params[name].startswith("/"):
-            raise hp.HugepagesError("%s must be an absolute path, got %s" % (name, params[name]))
 
 
 def write_pool(kernel, path, value, size_kb):
@@ -353,7 +347,7 @@ def shortfall_message(size_kb, desired, missing, none_added):
 
 def run(module, result):
     params = module.params
-    kernel = sysfs.Kernel(ROOT)
+    kernel = sysfs.Kernel()
 
     sizes = hp.available_sizes(kernel)
     default_kb = hp.default_size_kb(kernel, sizes)
@@ -393,8 +387,8 @@ def run(module, result):
     elif module.check_mode:
         after, thp_after = hp.predict_pages(before, desired, overcommit), dict(thp_wanted)
     else:
-        for path, value, dummy in hp.plan_page_writes(before, size_kb, desired, overcommit):
-            write_pool(kernel, path, value, size_kb)
+        hp.plan_page_writes(before, size_kb, desired, overcommit).apply(
+            module, lambda step: write_pool(kernel, step.target, step.after, size_kb))
         apply_thp(kernel, thp_wanted, thp_before)
         after = hp.read_pages(kernel, size_kb, nodes)
         thp_after = dict((name, hp.read_thp(kernel, name)[0]) for name in thp_wanted)
@@ -406,14 +400,11 @@ def run(module, result):
 
     for path, content in persist_files(params, size_kb, desired, count, overcommit, thp_wanted):
         result["persisted"].append(path)
-        current = sysfs.read_file(ROOT, path)
-        if current == content:
-            continue
-        result["persisted_changed"].append(path)
-        result["changed"] = True
-        diffs.append({"before_header": path, "after_header": path, "before": current or "", "after": content})
-        if not module.check_mode:
-            sysfs.install_file(module, ROOT, path, content)
+        persisted = files.sync(module, path, content)
+        if persisted.changed:
+            result["persisted_changed"].append(path)
+            result["changed"] = True
+            diffs.append(persisted.diff())
 
     if params["persist"] == "cmdline":
         result["cmdline_args"] = hp.cmdline_args(size_kb, count, node_counts, params["set_default_size"], params["thp_enabled"])
@@ -436,18 +427,9 @@ def run(module, result):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=[("count", "node_counts")],
-        supports_check_mode=True,
-    )
-    result = dict(changed=False, shortfall={}, shrink_below_in_use=[], persisted=[], persisted_changed=[],
-                  cmdline_args=[], reboot_required=False)
-    try:
-        run(module, result)
-    except (hp.HugepagesError, sysfs.SysfsError) as exc:
-        module.fail_json(msg=str(exc), **result)
-    module.exit_json(**result)
+    run_module(ARGUMENT_SPEC, run, mutually_exclusive=[("count", "node_counts")],
+               result=dict(shortfall={}, shrink_below_in_use=[], persisted=[], persisted_changed=[],
+                           cmdline_args=[], reboot_required=False))
 
 
 if __name__ == "__main__":

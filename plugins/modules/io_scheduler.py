@@ -166,13 +166,11 @@ udev_reloaded:
 
 import errno
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.commands import Commands, CommandError
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import run_module
 from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import io_scheduler as ios
 from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import sysfs
-
-# Tests point this at a fake /sys tree.
-ROOT = "/"
 
 ARGUMENT_SPEC = dict(
     devices=dict(type="list", elements="str"),
@@ -221,30 +219,28 @@ def write_checked(kernel, name, attr, value, choices):
 
 def reload_udev(module, names):
     """Reload the rules and replay a change event for the disks; warn when udevadm is missing or fails."""
-    udevadm = module.get_bin_path("udevadm")
-    if not udevadm:
+    commands = Commands(module)
+    if not commands.path("udevadm"):
         module.warn("udevadm not found: the rules file is written but udev was not reloaded; it takes effect at next boot")
         return False
-    commands = [[udevadm, "control", "--reload"]]
+    calls = [["control", "--reload"]]
     if names:
-        trigger = [udevadm, "trigger", "--action=change", "--subsystem-match=block"]
-        trigger.extend("--sysname-match=%s" % name for name in sorted(names))
-        commands.append(trigger)
-    for command in commands:
-        rc, dummy, err = module.run_command(command)
-        if rc != 0:
-            module.warn("%s failed (rc=%d): %s" % (" ".join(command[:3]), rc, err.strip()))
+        calls.append(["trigger", "--action=change", "--subsystem-match=block"]
+                     + ["--sysname-match=%s" % name for name in sorted(names)])
+    for args in calls:
+        try:
+            commands.run("udevadm", *args)
+        except CommandError as err:
+            module.warn(str(err))
             return False
     return True
 
 
 def run(module, result):
     params = module.params
-    kernel = sysfs.Kernel(ROOT)
+    kernel = sysfs.Kernel()
     scheduler = None if params["scheduler"] is None else ios.canonical_scheduler(params["scheduler"])
     settings = requested_settings(params)
-    if params["persist"] and not params["rules_file"].startswith("/"):
-        raise ios.IoSchedulerError("rules_file must be an absolute path, got %s" % params["rules_file"])
 
     names, unmatched = ios.select_devices(kernel, params["devices"])
     for pattern in unmatched:
@@ -282,30 +278,19 @@ def run(module, result):
     if params["persist"]:
         path = params["rules_file"]
         result["rules_file"] = path
-        content = ios.rules_content(configured, scheduler, settings)
-        current = sysfs.read_file(ROOT, path)
-        if current != content:
+        rules = files.sync(module, path, ios.rules_content(configured, scheduler, settings))
+        if rules.changed:
             result["rules_changed"] = result["changed"] = True
-            diffs.append({"before_header": path, "after_header": path, "before": current or "", "after": content})
+            diffs.append(rules.diff())
             if not module.check_mode:
-                sysfs.install_file(module, ROOT, path, content)
                 result["udev_reloaded"] = reload_udev(module, configured)
     if module._diff:
         result["diff"] = diffs
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        required_one_of=[("devices", "match"), ("scheduler",) + ios.QUEUE_SETTINGS],
-        supports_check_mode=True,
-    )
-    result = dict(changed=False, devices={}, rules_file=None, rules_changed=False, udev_reloaded=False)
-    try:
-        run(module, result)
-    except (ios.IoSchedulerError, sysfs.SysfsError) as exc:
-        module.fail_json(msg=str(exc), **result)
-    module.exit_json(**result)
+    run_module(ARGUMENT_SPEC, run, result=dict(devices={}, rules_file=None, rules_changed=False, udev_reloaded=False),
+               required_one_of=[("devices", "match"), ("scheduler",) + ios.QUEUE_SETTINGS])
 
 
 if __name__ == "__main__":

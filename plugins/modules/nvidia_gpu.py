@@ -266,15 +266,17 @@ state_file:
   sample: /var/lib/dlnode/nvidia_gpu_state.json
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import run_module
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_info
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_plan
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_state
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 
-# Tests replace these with a fake NVML and a temporary boot id file.
+# The NVML boundary: tests give a fake built from the real H100 dump.
 BACKEND_FACTORY = nvml.NvmlBackend
-BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
 _LOCKED_CLOCKS_OPTIONS = dict(
     min=dict(type="int"),
@@ -317,11 +319,11 @@ def _result(plans, stateful, state_file):
     return result
 
 
-def run(module, backend, settings, selectors):
+def configure(module, backend, settings, selectors):
     """Plan, apply and read back. Returns (result, failure message or None)."""
     params = module.params
     on_unsupported = params["on_unsupported"]
-    stateful = any(name in settings for name in gpu_plan.STATEFUL_SETTINGS)
+    stateful = any(gpu_plan.SETTING[name].stateful for name in settings)
     state_file = params["state_file"]
 
     try:
@@ -334,19 +336,19 @@ def run(module, backend, settings, selectors):
         module.warn("NVML found no NVIDIA GPU on this host; nothing to configure")
 
     boot_id = None
-    state = gpu_plan.empty_state()
+    state = gpu_state.empty_state()
     if stateful:
-        boot_id = gpu_plan.read_boot_id(BOOT_ID_PATH)
+        boot_id = gpu_state.read_boot_id()
         if boot_id is None:
-            module.warn(f"cannot read the boot id from {BOOT_ID_PATH}: locked clocks are applied on every run")
+            module.warn(f"cannot read the boot id from {gpu_state.BOOT_ID}: locked clocks are applied on every run")
         try:
-            state = gpu_plan.load_state(state_file)
-        except gpu_plan.StateFileError as err:
+            state = gpu_state.load_state(state_file)
+        except gpu_state.StateFileError as err:
             module.warn(str(err))
 
     plans = [
         gpu_plan.plan_gpu(
-            backend, gpu, settings, gpu_plan.recorded_settings(state, gpu.uuid, boot_id), on_unsupported
+            backend, gpu, settings, gpu_state.recorded_settings(state, gpu.uuid, boot_id), on_unsupported
         )
         for gpu in gpus
     ]
@@ -365,11 +367,11 @@ def run(module, backend, settings, selectors):
             failures.extend(plan.failures())
             applied = gpu_plan.applied_stateful(plan)
             if applied and boot_id is not None:
-                gpu_plan.record_settings(state, plan.gpu.uuid, boot_id, applied)
+                gpu_state.record_settings(state, plan.gpu.uuid, boot_id, applied)
         if stateful and boot_id is not None and any(gpu_plan.applied_stateful(plan) for plan in plans):
             try:
-                gpu_plan.save_state(state_file, state)
-            except gpu_plan.StateFileError as err:
+                gpu_state.save_state(module, state_file, state)
+            except gpu_state.StateFileError as err:
                 failures.append(str(err))
 
     for plan in plans:
@@ -382,38 +384,39 @@ def run(module, backend, settings, selectors):
     return result, "; ".join(failures) or None
 
 
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-
-    try:
-        settings = gpu_plan.parse_settings(module.params)
-        selectors = gpu_plan.parse_gpus(module.params["gpus"])
-    except gpu_plan.InvalidValue as err:
-        module.fail_json(msg=str(err))
-    if "applications_clocks" in settings:
-        module.warn(gpu_plan.APPLICATIONS_CLOCKS_DEPRECATION)
-
+def init_backend():
+    """An initialised NVML backend, or a DlnodeError saying what is missing."""
     backend = BACKEND_FACTORY()
     try:
         backend.init()
     except nvml.LibraryMissing as err:
         if err.python:
-            module.fail_json(
-                msg=missing_required_lib("nvidia-ml-py", reason="to talk to the NVIDIA driver; install nvidia-ml-py"),
-                exception=nvml.PYNVML_IMPORT_ERROR,
-            )
-        module.fail_json(msg=gpu_info.init_failure_reason(err))
+            raise DlnodeError(
+                missing_required_lib("nvidia-ml-py", reason="to talk to the NVIDIA driver; install nvidia-ml-py"),
+                exception=nvml.PYNVML_IMPORT_ERROR) from None
+        raise DlnodeError(gpu_info.init_failure_reason(err)) from None
     except nvml.NvmlError as err:
-        module.fail_json(msg=gpu_info.init_failure_reason(err))
+        raise DlnodeError(gpu_info.init_failure_reason(err)) from None
+    return backend
 
+
+def run(module, result):
+    settings = gpu_plan.parse_settings(module.params)
+    selectors = gpu_plan.parse_gpus(module.params["gpus"])
+    if "applications_clocks" in settings:
+        module.warn(gpu_plan.APPLICATIONS_CLOCKS_DEPRECATION)
+    backend = init_backend()
     try:
-        result, failure = run(module, backend, settings, selectors)
+        found, failure = configure(module, backend, settings, selectors)
     finally:
         backend.shutdown()
-
+    result.update(found)
     if failure:
-        module.fail_json(msg=failure, **result)
-    module.exit_json(**result)
+        raise DlnodeError(failure)
+
+
+def main():
+    run_module(ARGUMENT_SPEC, run)
 
 
 if __name__ == "__main__":

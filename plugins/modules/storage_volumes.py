@@ -169,16 +169,43 @@ import pwd
 import stat
 import time
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.commands import Commands
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import run_module
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.plans import Plan, Step
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import sysfs
 from ansible_collections.dlnode.gpu.plugins.module_utils.storage.volumes import (
     StorageError, bind_entry, fstab_entry, parse_mountinfo, parse_wipefs, plan_volume, render_fstab,
     render_mdadm_conf, validate)
-from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysfs import SysfsError, install_file, read_file
 
 PACKAGES = {"wipefs": "util-linux", "blkid": "util-linux", "mount": "util-linux", "swapon": "util-linux",
             "blockdev": "util-linux", "sfdisk": "fdisk (Debian, Ubuntu) or util-linux (RHEL)",
             "mkfs.xfs": "xfsprogs", "mkfs.ext4": "e2fsprogs", "mkswap": "util-linux", "mdadm": "mdadm"}
 MKFS = {"xfs": ["mkfs.xfs", "-q"], "ext4": ["mkfs.ext4", "-q"], "swap": ["mkswap"]}
+
+_VOLUME_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    devices=dict(type="list", elements="str", required=True),
+    raid_level=dict(type="int", choices=[0, 1, 10]),
+    partition=dict(type="bool", default=True),
+    fstype=dict(type="str", choices=["xfs", "ext4", "swap"], default="xfs"),
+    mkfs_options=dict(type="list", elements="str"),
+    label=dict(type="str"),
+    mount=dict(type="str"),
+    mount_options=dict(type="list", elements="str"),
+    owner=dict(type="str"),
+    group=dict(type="str"),
+    mode=dict(type="str"),
+    wipe=dict(type="list", elements="str", default=[]),
+)
+_BIND_OPTIONS = dict(source=dict(type="str", required=True), path=dict(type="str", required=True),
+                     owner=dict(type="str"), group=dict(type="str"), mode=dict(type="str"))
+ARGUMENT_SPEC = dict(
+    volumes=dict(type="list", elements="dict", options=_VOLUME_OPTIONS, default=[]),
+    binds=dict(type="list", elements="dict", options=_BIND_OPTIONS, default=[]),
+    fstab=dict(type="path", default="/etc/fstab"),
+    mdadm_conf=dict(type="path", default="/etc/mdadm/mdadm.conf"),
+)
 
 
 class Disks:
@@ -186,24 +213,18 @@ class Disks:
 
     def __init__(self, module):
         self.module = module
+        self.commands = Commands(module, PACKAGES)
+        self.kernel = sysfs.Kernel()
 
     def run(self, *argv, data=None, ok_rc=(0,)):
-        binary = self.module.get_bin_path(argv[0])
-        if binary is None:
-            raise StorageError(f"{argv[0]} is not installed: install {PACKAGES.get(argv[0], argv[0])}")
-        rc, out, err = self.module.run_command([binary, *argv[1:]], data=data, binary_data=True)
-        if rc not in ok_rc:
-            raise StorageError(f"{' '.join(argv)} failed (rc {rc}): {(err or out).strip()}")
-        return out
+        return self.commands.run(*argv, data=data, ok_rc=ok_rc, binary_data=True)
 
     # -- reading
 
-    @staticmethod
-    def sys(name, attr, default=None):
+    def sys(self, name, attr, default=None):
         try:
-            with open(f"/sys/class/block/{name}/{attr}", encoding="ascii") as handle:
-                return handle.read().strip()
-        except OSError:
+            return self.kernel.read(f"/sys/class/block/{name}/{attr}", default)
+        except sysfs.SysfsError:
             return default
 
     def ensure_node(self, name):
@@ -226,18 +247,18 @@ class Disks:
             name=name, path=path, devno=devno, is_partition=self.sys(name, "partition") is not None,
             signatures=self.signatures(path),
             mounts=[m["target"] for m in mounts if m["devno"] == devno],
-            swap=devno in swaps, holders=sorted(os.listdir(f"/sys/class/block/{name}/holders")),
+            swap=devno in swaps, holders=self.kernel.list_dir(f"/sys/class/block/{name}/holders"),
         )
 
     def partitions(self, name):
         base = f"/sys/class/block/{name}"
-        return sorted(entry for entry in os.listdir(base) if os.path.exists(f"{base}/{entry}/partition"))
+        return [entry for entry in self.kernel.list_dir(base) if self.kernel.exists(f"{base}/{entry}/partition")]
 
     def observe(self, devices):
         """Blocks of the declared devices (with their partitions) and the assembled arrays over them."""
-        mounts = parse_mountinfo(read_file("/", "/proc/self/mountinfo") or "")
+        mounts = parse_mountinfo(files.read("/proc/self/mountinfo") or "")
         swaps = set()
-        for line in (read_file("/", "/proc/swaps") or "").splitlines()[1:]:
+        for line in (files.read("/proc/swaps") or "").splitlines()[1:]:
             try:
                 rdev = os.stat(line.split()[0].replace("\\040", " ")).st_rdev
             except OSError:
@@ -267,12 +288,12 @@ class Disks:
     # -- changing
 
     def settle(self):
-        if self.module.get_bin_path("udevadm"):
-            self.module.run_command([self.module.get_bin_path("udevadm"), "settle", "--timeout=10"])
+        if self.commands.path("udevadm"):
+            self.commands.result("udevadm", "settle", "--timeout=10")
 
     def wait_block(self, name):
         for _attempt in range(50):
-            if os.path.exists(f"/sys/class/block/{name}"):
+            if self.kernel.exists(f"/sys/class/block/{name}"):
                 return self.ensure_node(name)
             time.sleep(0.2)
         raise StorageError(f"/dev/{name} did not appear after partitioning; the kernel did not re-read the "
@@ -329,7 +350,7 @@ def owner_steps(item, target, where, is_new):
     if all(have[k] == v for k, v in want.items()):
         return []
     text = ", ".join(f"{k} {item[k]}" for k in ("owner", "group", "mode") if item.get(k) is not None)
-    return [dict(volume=where, action="owner", device=target, text=f"{target}: set {text}", want=want)]
+    return [Step("owner", target, text=f"{target}: set {text}", volume=where, want=want)]
 
 
 def plan_binds(binds, mounts, new_sources):
@@ -338,7 +359,7 @@ def plan_binds(binds, mounts, new_sources):
         source, path = bind["source"], bind["path"]
         exists = os.path.isdir(source) and not any(source.startswith(m + "/") for m in new_sources)
         if not exists:
-            steps.append(dict(volume="binds", action="bind_source", device=source, text=f"{source}: create the directory"))
+            steps.append(Step("bind_source", source, text=f"{source}: create the directory", volume="binds"))
         steps += owner_steps(bind, source, "binds", not exists)
         here = [m for m in mounts if m["target"] == path]
         if here:
@@ -354,42 +375,8 @@ def plan_binds(binds, mounts, new_sources):
             if entries:
                 raise StorageError(f"binds: {path} is not empty ({len(entries)} entries, e.g. {sorted(entries)[0]}); "
                                    f"a bind mount would hide them: move them to {source} first")
-        steps.append(dict(volume="binds", action="bind", device=path, text=f"{path}: bind-mount {source}"))
+        steps.append(Step("bind", path, text=f"{path}: bind-mount {source}", volume="binds"))
     return steps
-
-
-def main():
-    volume_spec = dict(
-        name=dict(type="str", required=True),
-        devices=dict(type="list", elements="str", required=True),
-        raid_level=dict(type="int", choices=[0, 1, 10]),
-        partition=dict(type="bool", default=True),
-        fstype=dict(type="str", choices=["xfs", "ext4", "swap"], default="xfs"),
-        mkfs_options=dict(type="list", elements="str"),
-        label=dict(type="str"),
-        mount=dict(type="str"),
-        mount_options=dict(type="list", elements="str"),
-        owner=dict(type="str"),
-        group=dict(type="str"),
-        mode=dict(type="str"),
-        wipe=dict(type="list", elements="str", default=[]),
-    )
-    bind_spec = dict(source=dict(type="str", required=True), path=dict(type="str", required=True),
-                     owner=dict(type="str"), group=dict(type="str"), mode=dict(type="str"))
-    module = AnsibleModule(
-        argument_spec=dict(
-            volumes=dict(type="list", elements="dict", options=volume_spec, default=[]),
-            binds=dict(type="list", elements="dict", options=bind_spec, default=[]),
-            fstab=dict(type="path", default="/etc/fstab"),
-            mdadm_conf=dict(type="path", default="/etc/mdadm/mdadm.conf"),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        result = run(module, Disks(module))
-    except (StorageError, SysfsError) as err:
-        module.fail_json(msg=str(err))
-    module.exit_json(**result)
 
 
 def resolve(path):
@@ -429,18 +416,17 @@ def plan_all(disks, volumes, binds):
         steps += more
         targets[vol["name"]] = target
         if vol["mount"]:
-            mounted = not any(s["action"] == "mount" and s["volume"] == vol["name"] for s in more)
+            mounted = not any(s.action == "mount" and s.data["volume"] == vol["name"] for s in more)
             steps += owner_steps(vol, vol["mount"], vol["name"], not mounted)
         elif not target.get("swap"):
-            steps.append(dict(volume=vol["name"], action="swapon", device=target["path"],
-                              text=f"{target['path']}: turn swap on"))
+            steps.append(Step("swapon", target["path"], text=f"{target['path']}: turn swap on", volume=vol["name"]))
     new_sources = [v["mount"] for v in volumes if v["mount"]
-                   and any(s["action"] == "mount" and s["volume"] == v["name"] for s in steps)]
+                   and any(s.action == "mount" and s.data["volume"] == v["name"] for s in steps)]
     steps += plan_binds(binds, mounts, new_sources)
     return steps, targets
 
 
-def fstab_text(module, volumes, binds, targets, predict):
+def fstab_text(fstab, volumes, binds, targets, predict):
     entries = []
     for vol in volumes:
         target = targets[vol["name"]]
@@ -449,7 +435,7 @@ def fstab_text(module, volumes, binds, targets, predict):
             uuid = f"<new:{target['path']}>" if predict else None
         entries.append(fstab_entry(vol, uuid))
     entries += [bind_entry(b) for b in binds]
-    before = read_file("/", module.params["fstab"])
+    before = files.read(fstab)
     return before, render_fstab(before, entries) if entries else before
 
 
@@ -460,7 +446,7 @@ PHASES = {"wipe": 0, "partition": 0, "raid_create": 0, "raid_assemble": 0, "mkfs
 
 
 def phase(item):
-    return 3 if item["volume"] == "binds" else PHASES[item["action"]]
+    return 3 if item.data["volume"] == "binds" else PHASES[item.action]
 
 
 def mdadm_lines(disks, volumes):
@@ -471,112 +457,130 @@ def mdadm_lines(disks, volumes):
     return lines
 
 
-def mdadm_steps(module, disks, volumes, targets):
+def mdadm_steps(path, disks, volumes, targets):
     raid = [v for v in volumes if v["raid_level"] is not None]
     if not raid:
         return []
-    path = module.params["mdadm_conf"]
     text = f"{path}: record the ARRAY lines of {', '.join('/dev/md/' + v['name'] for v in raid)}"
     if not any(targets[v["name"]].get("new") or targets[v["name"]].get("assemble") for v in raid):
-        before = read_file("/", path)
+        before = files.read(path)
         if render_mdadm_conf(before, mdadm_lines(disks, raid)) == before:
             return []
-    return [dict(volume="mdadm", action="mdadm_conf", device=path, text=text)]
+    return [Step("mdadm_conf", path, text=text, volume="mdadm")]
 
 
-def run(module, disks):
+def run(module, result, disks=None):
+    disks = disks or Disks(module)
+    fstab, mdadm_conf = module.params["fstab"], module.params["mdadm_conf"]
     volumes, binds = validate(module.params["volumes"], module.params["binds"], resolve, exists_user, exists_group)
     steps, targets = plan_all(disks, volumes, binds)
-    fstab_before, fstab_after = fstab_text(module, volumes, binds, targets, predict=True)
+    fstab_before, fstab_after = fstab_text(fstab, volumes, binds, targets, predict=True)
     if fstab_after != fstab_before:
-        steps.append(dict(volume="fstab", action="fstab", device=module.params["fstab"],
-                          text=f"{module.params['fstab']}: write the entries of "
+        steps.append(Step("fstab", fstab, volume="fstab",
+                          text=f"{fstab}: write the entries of "
                                f"{', '.join([v['name'] for v in volumes] + [b['path'] for b in binds])}"))
-    steps += mdadm_steps(module, disks, volumes, targets)
-    steps.sort(key=phase)
-    mdadm_changed = any(s["action"] == "mdadm_conf" for s in steps)
-    diff = dict(before_header=module.params["fstab"], after_header=module.params["fstab"], before=fstab_before or "")
-    if module.check_mode or not steps:
-        return report(steps, volumes, targets, bool(steps), mdadm_changed, dict(diff, after=fstab_after or ""))
-    apply(module, disks, volumes, binds, steps, targets)
+    steps += mdadm_steps(mdadm_conf, disks, volumes, targets)
+    plan = Plan(sorted(steps, key=phase))
+    mdadm_changed = any(s.action == "mdadm_conf" for s in plan)
+    diff = dict(before_header=fstab, after_header=fstab, before=fstab_before or "")
+    if module.check_mode or not plan.changed:
+        result.update(report(plan, volumes, targets, mdadm_changed, dict(diff, after=fstab_after or "")))
+        return
+    plan.apply(module, Apply(module, disks, volumes, binds, targets))
     # Read back: a second plan must find nothing left to do.
     left, targets = plan_all(disks, volumes, binds)
-    left += mdadm_steps(module, disks, volumes, targets)
-    fstab_now, fstab_want = fstab_text(module, volumes, binds, targets, predict=False)
+    left += mdadm_steps(mdadm_conf, disks, volumes, targets)
+    fstab_now, fstab_want = fstab_text(fstab, volumes, binds, targets, predict=False)
     if left or fstab_now != fstab_want:
         raise StorageError("read back after applying: still to do: "
-                           + "; ".join([s["text"] for s in left] + (["fstab"] if fstab_now != fstab_want else [])))
-    return report(steps, volumes, targets, True, mdadm_changed, dict(diff, after=fstab_now or ""))
+                           + "; ".join([s.text for s in left] + (["fstab"] if fstab_now != fstab_want else [])))
+    result.update(report(plan, volumes, targets, mdadm_changed, dict(diff, after=fstab_now or "")))
 
 
-def report(steps, volumes, targets, changed, mdadm_changed, diff):
+def report(plan, volumes, targets, mdadm_changed, diff):
     out = []
     for vol in volumes:
         target = targets[vol["name"]]
         out.append(dict(name=vol["name"], devices=vol["devices"], device=target["path"],
                         uuid=None if target.get("mkfs") else target.get("uuid"), fstype=vol["fstype"],
                         mount=vol["mount"], raid_level=vol["raid_level"]))
-    public = [{k: v for k, v in s.items() if k in ("volume", "action", "device")} for s in steps]
-    return dict(changed=changed, plan=[s["text"] for s in steps], actions=public, volumes=out,
+    public = [dict(volume=s.data["volume"], action=s.action, device=s.target) for s in plan]
+    return dict(changed=plan.changed, plan=plan.texts(), actions=public, volumes=out,
                 mdadm_conf_changed=mdadm_changed, diff=diff)
 
 
-def apply(module, disks, volumes, binds, steps, targets):
-    by_name = {v["name"]: v for v in volumes}
-    blocks = None
-    for item in steps:
-        vol = by_name.get(item["volume"])
-        action = item["action"]
-        if action == "wipe":
-            blocks = blocks or disks.observe([d for v in volumes for d in v["devices"]])[0]
-            disks.wipe(blocks[item["device"]])
-        elif action == "partition":
-            disks.partition(item["device"], item["part_type"], vol["name"], item["part_path"])
-        elif action == "raid_create":
-            targets[vol["name"]]["path"] = disks.raid_create(item["device"], vol, item["members"])
-        elif action == "raid_assemble":
-            path = targets[vol["name"]]["path"] = disks.raid_assemble(item["device"], item["members"])
-            found = disks.signatures(path)
-            if found and found[0]["type"] != vol["fstype"]:
-                raise StorageError(f"volume {vol['name']!r}: the assembled array {path} holds {found[0]['type']}, "
-                                   f"the volume declares {vol['fstype']}; it was left untouched")
-            if not found:
-                disks.mkfs(vol, path)
-            targets[vol["name"]]["mkfs"] = True
-        elif action == "mkfs":
-            disks.mkfs(vol, targets[vol["name"]]["path"])
-        elif action == "fstab":
-            write_fstab(module, disks, volumes, binds, targets)
-        elif action == "mount":
-            disks.mount(vol, targets[vol["name"]]["path"])
-        elif action == "owner":
-            want = item["want"]
-            os.chown(item["device"], want.get("uid", -1), want.get("gid", -1))
-            if "mode" in want:
-                os.chmod(item["device"], want["mode"])
-        elif action == "swapon":
-            disks.run("swapon", targets[vol["name"]]["path"])
-        elif action == "bind_source":
-            os.makedirs(item["device"], mode=0o755, exist_ok=True)
-        elif action == "bind":
-            bind = next(b for b in binds if b["path"] == item["device"])
-            os.makedirs(bind["path"], mode=0o755, exist_ok=True)
-            disks.run("mount", "--bind", bind["source"], bind["path"])
-        elif action == "mdadm_conf":
-            raid = [v for v in volumes if v["raid_level"] is not None]
-            before = read_file("/", module.params["mdadm_conf"])
-            install_file(module, "/", module.params["mdadm_conf"], render_mdadm_conf(before, mdadm_lines(disks, raid)))
+class Apply:
+    """Makes one step of the plan; called in plan order."""
+
+    def __init__(self, module, disks, volumes, binds, targets):
+        self.module, self.disks, self.binds, self.targets = module, disks, binds, targets
+        self.volumes = {v["name"]: v for v in volumes}
+        self.blocks = None
+
+    def __call__(self, item):
+        getattr(self, item.action)(item, self.volumes.get(item.data["volume"]))
+
+    def wipe(self, item, _vol):
+        self.blocks = self.blocks or self.disks.observe([d for v in self.volumes.values() for d in v["devices"]])[0]
+        self.disks.wipe(self.blocks[item.target])
+
+    def partition(self, item, vol):
+        self.disks.partition(item.target, item.data["part_type"], vol["name"], item.data["part_path"])
+
+    def raid_create(self, item, vol):
+        self.targets[vol["name"]]["path"] = self.disks.raid_create(item.target, vol, item.data["members"])
+
+    def raid_assemble(self, item, vol):
+        path = self.targets[vol["name"]]["path"] = self.disks.raid_assemble(item.target, item.data["members"])
+        found = self.disks.signatures(path)
+        if found and found[0]["type"] != vol["fstype"]:
+            raise StorageError(f"volume {vol['name']!r}: the assembled array {path} holds {found[0]['type']}, "
+                               f"the volume declares {vol['fstype']}; it was left untouched")
+        if not found:
+            self.disks.mkfs(vol, path)
+        self.targets[vol["name"]]["mkfs"] = True
+
+    def mkfs(self, _item, vol):
+        self.disks.mkfs(vol, self.targets[vol["name"]]["path"])
+
+    def fstab(self, item, _vol):
+        volumes = list(self.volumes.values())
+        for vol in volumes:
+            target = self.targets[vol["name"]]
+            if target.get("mkfs") or not target.get("uuid"):
+                target["uuid"] = self.disks.uuid(target["path"])
+                target["mkfs"] = False
+        before, after = fstab_text(item.target, volumes, self.binds, self.targets, predict=False)
+        if after != before:
+            files.write(self.module, files.FileChange(item.target, before, after))
+
+    def mount(self, _item, vol):
+        self.disks.mount(vol, self.targets[vol["name"]]["path"])
+
+    def owner(self, item, _vol):
+        want = item.data["want"]
+        os.chown(item.target, want.get("uid", -1), want.get("gid", -1))
+        if "mode" in want:
+            os.chmod(item.target, want["mode"])
+
+    def swapon(self, _item, vol):
+        self.disks.run("swapon", self.targets[vol["name"]]["path"])
+
+    def bind_source(self, item, _vol):
+        os.makedirs(item.target, mode=0o755, exist_ok=True)
+
+    def bind(self, item, _vol):
+        bind = next(b for b in self.binds if b["path"] == item.target)
+        os.makedirs(bind["path"], mode=0o755, exist_ok=True)
+        self.disks.run("mount", "--bind", bind["source"], bind["path"])
+
+    def mdadm_conf(self, item, _vol):
+        raid = [v for v in self.volumes.values() if v["raid_level"] is not None]
+        files.sync(self.module, item.target, render_mdadm_conf(files.read(item.target), mdadm_lines(self.disks, raid)))
 
 
-def write_fstab(module, disks, volumes, binds, targets):
-    for vol in volumes:
-        target = targets[vol["name"]]
-        if target.get("mkfs") or not target.get("uuid"):
-            target["uuid"] = disks.uuid(target["path"])
-            target["mkfs"] = False
-    before, after = fstab_text(module, volumes, binds, targets, predict=False)
-    if after != before:
-        install_file(module, "/", module.params["fstab"], after)
+def main():
+    run_module(ARGUMENT_SPEC, run)
 
 
 if __name__ == "__main__":

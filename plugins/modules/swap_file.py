@@ -76,16 +76,23 @@ after:
 import os
 import stat
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysfs import SysfsError, install_file, read_file
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.commands import Commands
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import run_module
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.plans import Plan, Step
 
-MIB = 1024 * 1024
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    size_mib=dict(type="int"),
+    fstab=dict(type="path", default="/etc/fstab"),
+)
 
 
 def active_swaps():
-    with open("/proc/swaps", encoding="utf-8") as handle:
-        # /proc/swaps escapes spaces in paths as \040.
-        return [line.split()[0].replace("\\040", " ") for line in handle.readlines()[1:]]
+    # /proc/swaps escapes spaces in paths as \040.
+    return [line.split()[0].replace("\\040", " ") for line in (files.read("/proc/swaps") or "").splitlines()[1:]]
 
 
 def fstab_line(path):
@@ -93,16 +100,17 @@ def fstab_line(path):
 
 
 def read_fstab(fstab):
-    return (read_file("/", fstab) or "").splitlines()
+    return (files.read(fstab) or "").splitlines()
 
 
 def observe(path, fstab):
-    exists = os.path.isfile(path)
+    real = files.host_path(path)
+    exists = os.path.isfile(real)
     lines = read_fstab(fstab)
     return dict(
         exists=exists,
-        size_mib=os.path.getsize(path) // MIB if exists else 0,
-        mode=f"{stat.S_IMODE(os.stat(path).st_mode):04o}" if exists else None,
+        size_mib=os.path.getsize(real) // files.MIB if exists else 0,
+        mode=f"{stat.S_IMODE(os.stat(real).st_mode):04o}" if exists else None,
         active=path in active_swaps(),
         in_fstab=fstab_line(path) in lines,
     )
@@ -133,45 +141,27 @@ def plan(now, state, size_mib):
     return actions
 
 
-def write_fstab(module, fstab, path, present):
+def fstab_change(fstab, path, present):
     kept = [line for line in read_fstab(fstab) if line.split()[:1] != [path]]
     if present:
         kept.append(fstab_line(path))
-    install_file(module, "/", fstab, "\n".join(kept) + "\n")
+    return files.plan(fstab, "\n".join(kept) + "\n")
 
 
-def write_zeros(path, size_mib):
-    # Written out in full: swapon refuses files with holes or unwritten extents on some filesystems.
-    block = bytes(MIB)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for _block in range(size_mib):
-            os.write(fd, block)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(path, 0o600)
-
-
-def apply(module, actions, path, size_mib, fstab, state):
-    def run(*argv):
-        module.run_command([module.get_bin_path(argv[0], required=True), *argv[1:]], check_rc=True)
-
-    for action in actions:
-        if action == "swapoff":
-            run("swapoff", path)
-        elif action == "write":
-            write_zeros(path, size_mib)
-        elif action == "mkswap":
-            run("mkswap", path)
-        elif action == "chmod":
-            os.chmod(path, 0o600)
-        elif action == "fstab":
-            write_fstab(module, fstab, path, state == "present")
-        elif action == "swapon":
-            run("swapon", path)
-        elif action == "remove":
-            os.remove(path)
+def steps(module, actions, path, size_mib, fstab, state):
+    """The actions as steps of a plan, each with the call that makes it."""
+    commands = Commands(module, packages={"mkswap": "util-linux", "swapon": "util-linux", "swapoff": "util-linux"})
+    calls = {
+        "swapoff": lambda: commands.run("swapoff", path),
+        # Written out in full: swapon refuses files with holes or unwritten extents on some file systems.
+        "write": lambda: files.write_zeros(path, size_mib),
+        "mkswap": lambda: commands.run("mkswap", path),
+        "chmod": lambda: os.chmod(files.host_path(path), 0o600),
+        "fstab": lambda: files.write(module, fstab_change(fstab, path, state == "present")),
+        "swapon": lambda: commands.run("swapon", path),
+        "remove": lambda: os.remove(files.host_path(path)),
+    }
+    return Plan(Step(action, path, call=calls[action]) for action in actions)
 
 
 def predict(now, state, size_mib):
@@ -180,39 +170,28 @@ def predict(now, state, size_mib):
     return dict(exists=True, size_mib=size_mib, mode="0600", active=True, in_fstab=True)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            size_mib=dict(type="int"),
-            fstab=dict(type="path", default="/etc/fstab"),
-        ),
-        required_if=[("state", "present", ["size_mib"])],
-        supports_check_mode=True,
-    )
+def run(module, result):
     path, state, size_mib, fstab = (module.params[k] for k in ("path", "state", "size_mib", "fstab"))
     if state == "present" and size_mib < 1:
-        module.fail_json(msg=f"size_mib must be a positive number of MiB, got {size_mib}")
-    if os.path.exists(path) and not os.path.isfile(path):
-        module.fail_json(msg=f"path {path} exists and is not a regular file; refusing to touch it")
+        raise DlnodeError(f"size_mib must be a positive number of MiB, got {size_mib}")
+    if os.path.exists(files.host_path(path)) and not os.path.isfile(files.host_path(path)):
+        raise DlnodeError(f"path {path} exists and is not a regular file; refusing to touch it")
 
-    try:
-        before = observe(path, fstab)
-        actions = plan(before, state, size_mib)
-        if actions and not module.check_mode:
-            apply(module, actions, path, size_mib, fstab, state)
-            after = observe(path, fstab)
-        else:
-            after = predict(before, state, size_mib) if actions else before
-    except SysfsError as err:
-        module.fail_json(msg=str(err))
-    else:
-        if after != predict(before, state, size_mib):
-            module.fail_json(msg=f"swap file {path} reads back as {after} after {actions}", actions=actions,
-                             before=before, after=after)
-        module.exit_json(changed=bool(actions), actions=actions, before=before, after=after,
-                         diff=dict(before=before, after=after))
+    before = observe(path, fstab)
+    actions = plan(before, state, size_mib)
+    result.update(actions=actions, before=before)
+    if "write" in actions:
+        # Before anything is done, in check mode too: a swap file must never fill its file system.
+        files.check_space(path, size_mib)
+    steps(module, actions, path, size_mib, fstab, state).apply(module)
+    after = observe(path, fstab) if actions and not module.check_mode else (predict(before, state, size_mib) if actions else before)
+    result.update(changed=bool(actions), after=after, diff=dict(before=before, after=after))
+    if after != predict(before, state, size_mib):
+        raise DlnodeError(f"swap file {path} reads back as {after} after {actions}")
+
+
+def main():
+    run_module(ARGUMENT_SPEC, run, required_if=[("state", "present", ["size_mib"])])
 
 
 if __name__ == "__main__":

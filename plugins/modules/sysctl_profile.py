@@ -87,68 +87,47 @@ unsettable:
   sample: {"net.core.rmem_max": "read-only here (running value 212992): /proc/sys is mounted read-only"}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysfs import SysfsError, install_file, read_file
-from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysctl import (
-    SysctlError,
-    apply_runtime,
-    plan_runtime,
-    render,
-    wanted_settings,
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import run_module
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysctl import apply_runtime, plan_runtime, render, wanted_settings
+
+ARGUMENT_SPEC = dict(
+    settings=dict(type="dict", required=True),
+    path=dict(type="path", default="/etc/sysctl.d/90-dlnode.conf"),
+    apply=dict(type="bool", default=True),
+    unsettable=dict(type="str", choices=["warn", "fail"], default="warn"),
 )
 
-ROOT = "/"
 
-
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            settings=dict(type="dict", required=True),
-            path=dict(type="path", default="/etc/sysctl.d/90-dlnode.conf"),
-            apply=dict(type="bool", default=True),
-            unsettable=dict(type="str", choices=["warn", "fail"], default="warn"),
-        ),
-        supports_check_mode=True,
-    )
+def run(module, result):
     path = module.params["path"]
-    try:
-        wanted = wanted_settings(module.params["settings"])
-    except SysctlError as err:
-        module.fail_json(msg=str(err))
-
-    try:
-        before = read_file("/", path) or ""
-    except SysfsError as err:
-        module.fail_json(msg=str(err))
-    after = render(wanted)
-    file_changed = before != after
-    changes, unsettable = plan_runtime(ROOT, wanted) if module.params["apply"] else ({}, {})
-
+    wanted = wanted_settings(module.params["settings"])
+    changes, unsettable = plan_runtime(wanted) if module.params["apply"] else ({}, {})
+    file = files.sync(module, path, render(wanted))
     if not module.check_mode:
-        if file_changed:
-            try:
-                install_file(module, "/", path, after)
-            except SysfsError as err:
-                module.fail_json(msg=str(err))
-        unsettable.update(apply_runtime(ROOT, changes))
+        unsettable.update(apply_runtime(changes))
         for key in unsettable:
             changes.pop(key, None)
 
-    result = dict(
-        changed=file_changed or bool(changes),
+    result.update(
+        changed=file.changed or bool(changes),
         path=path,
         settings=wanted,
-        file_changed=file_changed,
+        file_changed=file.changed,
         runtime=changes,
         unsettable=unsettable,
-        diff=dict(before=before, after=after, before_header=path, after_header=path),
+        diff=file.diff(),
     )
     if unsettable:
         lines = "; ".join(f"{key}: {reason}" for key, reason in sorted(unsettable.items()))
         if module.params["unsettable"] == "fail":
-            module.fail_json(msg=f"could not set running values ({lines})", **result)
+            raise DlnodeError(f"could not set running values ({lines})")
         module.warn(f"running values not set (written to {path} for the next boot): {lines}")
-    module.exit_json(**result)
+
+
+def main():
+    run_module(ARGUMENT_SPEC, run)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.plans import Plan, Step
 from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysfs import parse_bracketed
 
 GLOBAL_DIR = "/sys/kernel/mm/hugepages"
@@ -28,7 +30,7 @@ _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kKmMgG]?)[bB]?\s*$")
 _UNITS = {"": 1, "k": 1, "m": 1024, "g": 1024 * 1024}
 
 
-class HugepagesError(Exception):
+class HugepagesError(DlnodeError):
     """A request that can't be met; str() is the message for the user."""
 
 
@@ -168,13 +170,14 @@ def _pool_path(target, size_kb, name):
 
 
 def plan_page_writes(pages, size_kb, desired, overcommit):
-    """[(path, value, target)] for the pool counters that differ from the request."""
-    writes = []
+    """Steps (action: the pool, target: its counter's path) for the counters that differ from the request."""
+    writes = Plan()
     for target, value in desired.items():
-        if _persistent(_entry(pages, target)) != value:
-            writes.append((_pool_path(target, size_kb, "nr_hugepages"), value, target))
+        current = _persistent(_entry(pages, target))
+        if current != value:
+            writes.add(Step(target, _pool_path(target, size_kb, "nr_hugepages"), current, value))
     if overcommit is not None and pages["total"]["overcommit"] != overcommit:
-        writes.append((global_path(size_kb, "nr_overcommit_hugepages"), overcommit, "overcommit"))
+        writes.add(Step("overcommit", global_path(size_kb, "nr_overcommit_hugepages"), pages["total"]["overcommit"], overcommit))
     return writes
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
 from ansible_collections.dlnode.gpu.plugins.module_utils.kernel.sysfs import parse_bracketed
 
 BLOCK_DIR = "/sys/block"
@@ -24,7 +25,7 @@ QUEUE_SETTINGS = ("nr_requests", "read_ahead_kb", "rq_affinity", "nomerges")
 TRANSPORTS = ("nvme", "sata", "sas", "scsi", "usb", "virtio", "mmc", "loop", "virtual", "other")
 
 
-class IoSchedulerError(Exception):
+class IoSchedulerError(DlnodeError):
     """A request that can't be met; str() is the message for the user."""
 
 

@@ -7,11 +7,14 @@ import errno
 import os
 import re
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
+
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_:@-]+)+$")
 HEADER = "# Managed by Ansible (dlnode.gpu). Local changes are overwritten.\n"
 
 
-class SysctlError(ValueError):
+class SysctlError(DlnodeError):
     """Bad input: the message names the key and what is allowed."""
 
 
@@ -42,29 +45,29 @@ def render(wanted):
     return HEADER + "".join(f"{key} = {value}\n" for key, value in wanted.items())
 
 
-def proc_path(root, key):
-    return os.path.join(root, "proc/sys", *key.split("."))
+def proc_path(key):
+    return files.host_path(os.path.join("/proc/sys", *key.split(".")))
 
 
-def read_value(root, key):
+def read_value(key):
     """The running value, or None when this kernel has no such key."""
     try:
-        with open(proc_path(root, key), encoding="utf-8") as handle:
+        with open(proc_path(key), encoding="utf-8") as handle:
             return " ".join(handle.read().split())
     except FileNotFoundError:
         return None
 
 
-def plan_runtime(root, wanted):
+def plan_runtime(wanted):
     """({key: {before, after}} to write, {key: reason} that cannot be set here)."""
     changes, unsettable = {}, {}
     for key, value in wanted.items():
-        current = read_value(root, key)
+        current = read_value(key)
         if current is None:
             unsettable[key] = "no such key in this kernel"
         elif current == value:
             continue
-        elif not os.access(proc_path(root, key), os.W_OK):
+        elif not os.access(proc_path(key), os.W_OK):
             unsettable[key] = (f"read-only here (running value {current}): /proc/sys is mounted read-only "
                                "or the key is not per network namespace, as in a container")
         else:
@@ -72,12 +75,12 @@ def plan_runtime(root, wanted):
     return changes, unsettable
 
 
-def apply_runtime(root, changes):
+def apply_runtime(changes):
     """Write each value, read it back; returns {key: reason} for what did not take."""
     refused = {}
     for key, change in changes.items():
         try:
-            with open(proc_path(root, key), "w", encoding="utf-8") as handle:
+            with open(proc_path(key), "w", encoding="utf-8") as handle:
                 handle.write(change["after"])
         except OSError as err:
             if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -85,7 +88,7 @@ def apply_runtime(root, changes):
                 continue
             refused[key] = f"the kernel rejected {change['after']!r}: {os.strerror(err.errno)}"
             continue
-        got = read_value(root, key)
+        got = read_value(key)
         if got != change["after"]:
             refused[key] = f"the kernel accepted {change['after']!r} but reads back {got!r}"
     return refused

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
+
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
 
 
-class SysfsError(Exception):
+class SysfsError(files.FileError):
     """A kernel file could not be read or written; str() is a message for the user."""
-
-    def __init__(self, msg, path=None, errno_value=None):
-        super().__init__(msg)
-        self.path = path
-        self.errno = errno_value
 
 
 def host_path(root, path):
     """Join an absolute host path onto root."""
-    return os.path.join(root, path.lstrip("/"))
+    return files.host_path(path, root)
 
 
 def translate_os_error(exc, path, action):
@@ -125,8 +121,8 @@ class Kernel:
     write() to behave like a kernel that clamps or refuses values.
     """
 
-    def __init__(self, root):
-        self.root = root
+    def __init__(self, root=None):
+        self.root = files.ROOT if root is None else root
 
     def read(self, path, default=None):
         return read_text(self.root, path, default)
@@ -153,31 +149,3 @@ class Kernel:
     def write_and_read_back(self, path, value):
         self.write(path, value)
         return self.read(path)
-
-
-def read_file(root, path):
-    """Content of a configuration file, or None if it does not exist."""
-    try:
-        with open(host_path(root, path), encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise translate_os_error(exc, path, "read") from exc
-
-
-def install_file(module, root, path, content, mode=0o644):
-    """Replace a configuration file atomically (temp file in the same directory, then rename)."""
-    dest = host_path(root, path)
-    directory = os.path.dirname(dest)
-    try:
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".dlnode-", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(tmp, mode)
-    except OSError as exc:
-        raise translate_os_error(exc, path, "write") from exc
-    module.atomic_move(tmp, dest)
-    # atomic_move keeps an existing file's mode; the files we manage are always 0644.
-    os.chmod(dest, mode)

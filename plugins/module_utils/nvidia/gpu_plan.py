@@ -11,11 +11,10 @@ earlier runs in the same boot.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.plans import step_to
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_info
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import pci
@@ -25,39 +24,18 @@ RESET = "reset"
 
 COMPUTE_MODE_CODES = {"default": 0, "prohibited": 2, "exclusive_process": 3}
 
-# Apply order: persistence first so that the driver keeps later settings
-# while no client holds the GPU; the pending (ECC, MIG) modes last.
-SETTINGS = (
-    "persistence_mode",
-    "compute_mode",
-    "power_limit",
-    "applications_clocks",
-    "gpu_locked_clocks",
-    "memory_locked_clocks",
-    "ecc_mode",
-    "mig_mode",
-)
-# Settings NVML cannot read back; their last applied value lives in the state file.
-STATEFUL_SETTINGS = ("gpu_locked_clocks", "memory_locked_clocks")
-
 APPLICATIONS_CLOCKS_DEPRECATION = (
     "applications_clocks uses NVML calls that are deprecated in NVML 13 and will be removed "
     "in CUDA 14; prefer gpu_locked_clocks and memory_locked_clocks"
 )
 
-STATE_VERSION = 1
 
-
-class InvalidValue(Exception):
+class InvalidValue(DlnodeError):
     """A requested value is malformed or outside what the GPU supports."""
 
 
-class SelectionError(Exception):
+class SelectionError(DlnodeError):
     """The gpus parameter names a GPU that does not exist."""
-
-
-class StateFileError(Exception):
-    """The state file cannot be read or written."""
 
 
 # -- parameters ------------------------------------------------------------
@@ -124,21 +102,11 @@ def parse_settings(params):
     """
     settings = {}
     errors = []
-    parsers = {
-        "persistence_mode": lambda value: value,
-        "compute_mode": lambda value: value,
-        "ecc_mode": lambda value: value,
-        "mig_mode": lambda value: value,
-        "power_limit": parse_power_limit,
-        "gpu_locked_clocks": lambda value: parse_locked_clocks("gpu_locked_clocks", value),
-        "memory_locked_clocks": lambda value: parse_locked_clocks("memory_locked_clocks", value),
-        "applications_clocks": parse_applications_clocks,
-    }
-    for name in SETTINGS:
-        if params.get(name) is None:
+    for setting in SETTINGS:
+        if params.get(setting.name) is None:
             continue
         try:
-            settings[name] = parsers[name](params[name])
+            settings[setting.name] = setting.parse(params[setting.name])
         except InvalidValue as err:
             errors.append(str(err))
     if errors:
@@ -229,31 +197,13 @@ def select_gpus(gpus, selectors):
 # -- steps -------------------------------------------------------------------
 
 
-class Step:
-    """One setting on one GPU: its value before, the wanted value after, and
-    the write that gets there (None when it is already there).
-
-    ``active`` is the value in effect now for settings that stay pending
-    until a reboot or GPU reset (ECC, MIG); ``before`` and ``after`` are
-    then the pending value.
-    """
-
-    def __init__(self, setting, before, after, write=None, active=None):
-        self.setting = setting
-        self.before = before
-        self.after = after
-        self.write = write
-        self.active = active
-        self.applied = False
-
-    @property
-    def changed(self):
-        return self.write is not None
-
-
 def _step(setting, before, after, function, *args):
-    write = None if before == after else (function, args)
-    return Step(setting, before, after, write)
+    """The step of one setting: a change only when the GPU's value differs from the wanted one.
+
+    ``data["active"]`` holds the value in effect now for settings that stay pending until a
+    reboot or GPU reset (ECC, MIG); ``before`` and ``after`` are then the pending value.
+    """
+    return step_to(setting, setting, before, after, function, *args, active=None)
 
 
 def _read_applications_clocks(backend, handle):
@@ -391,41 +341,60 @@ def plan_memory_locked_clocks(backend, handle, wanted, recorded):
 def plan_ecc_mode(backend, handle, wanted, _recorded):
     current, pending = backend.ecc_mode(handle)
     step = _step("ecc_mode", pending, wanted, backend.set_ecc_mode, handle, wanted)
-    step.active = current
+    step.data["active"] = current
     return step
 
 
 def plan_mig_mode(backend, handle, wanted, _recorded):
     current, pending = backend.mig_mode(handle)
     step = _step("mig_mode", pending, wanted, backend.set_mig_mode, handle, wanted)
-    step.active = current
+    step.data["active"] = current
     return step
 
 
-PLANNERS = {
-    "persistence_mode": plan_persistence_mode,
-    "compute_mode": plan_compute_mode,
-    "power_limit": plan_power_limit,
-    "applications_clocks": plan_applications_clocks,
-    "gpu_locked_clocks": plan_gpu_locked_clocks,
-    "memory_locked_clocks": plan_memory_locked_clocks,
-    "ecc_mode": plan_ecc_mode,
-    "mig_mode": plan_mig_mode,
-}
+def _as_given(value):
+    return value
 
-# How to read a setting back after writing it: (value, active) where active
-# is only meaningful for the pending modes.
-READERS = {
-    "persistence_mode": lambda backend, handle: (backend.persistence_mode(handle), None),
-    "compute_mode": lambda backend, handle: (_read_compute_mode(backend, handle), None),
-    "power_limit": lambda backend, handle: (gpu_info.watts(backend.power_limit(handle)), None),
-    "applications_clocks": lambda backend, handle: (_read_applications_clocks(backend, handle), None),
-    "ecc_mode": lambda backend, handle: tuple(reversed(backend.ecc_mode(handle))),
-    "mig_mode": lambda backend, handle: tuple(reversed(backend.mig_mode(handle))),
-}
 
-# Where a pending mode takes effect.
-PENDING_UNTIL = {"ecc_mode": "reboot", "mig_mode": "reset"}
+class Setting:
+    """Everything about one GPU setting, in one place.
+
+    ``parse`` checks the option's value; ``plan`` reads the GPU and returns the setting's step;
+    ``read`` reads it back after a write as (value, active), or is None when NVML cannot read it:
+    the value then lives in the state file (``stateful``). ``pending_until`` names what makes a
+    pending value take effect.
+    """
+
+    def __init__(self, name, plan, parse=_as_given, read=None, pending_until=None):
+        self.name = name
+        self.plan = plan
+        self.parse = parse
+        self.read = read
+        self.stateful = read is None
+        self.pending_until = pending_until
+
+
+# Apply order: persistence first so that the driver keeps later settings while no client holds
+# the GPU; the pending (ECC, MIG) modes last.
+SETTINGS = (
+    Setting("persistence_mode", plan_persistence_mode,
+            read=lambda backend, handle: (backend.persistence_mode(handle), None)),
+    Setting("compute_mode", plan_compute_mode,
+            read=lambda backend, handle: (_read_compute_mode(backend, handle), None)),
+    Setting("power_limit", plan_power_limit, parse=parse_power_limit,
+            read=lambda backend, handle: (gpu_info.watts(backend.power_limit(handle)), None)),
+    Setting("applications_clocks", plan_applications_clocks, parse=parse_applications_clocks,
+            read=lambda backend, handle: (_read_applications_clocks(backend, handle), None)),
+    Setting("gpu_locked_clocks", plan_gpu_locked_clocks,
+            parse=lambda value: parse_locked_clocks("gpu_locked_clocks", value)),
+    Setting("memory_locked_clocks", plan_memory_locked_clocks,
+            parse=lambda value: parse_locked_clocks("memory_locked_clocks", value)),
+    Setting("ecc_mode", plan_ecc_mode, read=lambda backend, handle: tuple(reversed(backend.ecc_mode(handle))),
+            pending_until="reboot"),
+    Setting("mig_mode", plan_mig_mode, read=lambda backend, handle: tuple(reversed(backend.mig_mode(handle))),
+            pending_until="reset"),
+)
+SETTING = {setting.name: setting for setting in SETTINGS}
 
 
 # -- errors ------------------------------------------------------------------
@@ -500,11 +469,12 @@ class GpuPlan:
 def plan_gpu(backend, gpu, settings, recorded, on_unsupported):
     """Read and validate every requested setting of one GPU; write nothing."""
     plan = GpuPlan(gpu)
-    for name in SETTINGS:
+    for setting in SETTINGS:
+        name = setting.name
         if name not in settings:
             continue
         try:
-            plan.steps[name] = PLANNERS[name](backend, gpu.handle, settings[name], recorded)
+            plan.steps[name] = setting.plan(backend, gpu.handle, settings[name], recorded)
         except InvalidValue as err:
             plan.problems.append(Problem(name, "fail", f"{err} (GPU {gpu.label})"))
         except nvml.NvmlError as err:
@@ -514,36 +484,26 @@ def plan_gpu(backend, gpu, settings, recorded, on_unsupported):
 
 def apply_plan(plan, on_unsupported):
     """Run the writes of one GPU's plan; a failed write does not stop the others."""
-    for name in SETTINGS:
-        step = plan.steps.get(name)
-        if step is None or not step.changed:
+    for name, step in plan.steps.items():
+        if not step.changed:
             continue
-        function, args = step.write
         try:
-            function(*args)
+            step.run()
         except nvml.NvmlError as err:
             plan.problems.append(problem_for(err, name, plan.gpu, False, on_unsupported))
             # Nothing changed: report the setting as it was.
-            step.write = None
-            step.after = step.before
-            continue
-        step.applied = True
+            step.cancel()
 
 
 def cancel(plan):
     """Drop every planned write, for when validation failed somewhere."""
     for step in plan.steps.values():
-        step.write = None
-        step.after = step.before
+        step.cancel()
 
 
 def applied_stateful(plan):
     """The stateful settings written in this run, for the state file."""
-    return {
-        name: step.after
-        for name, step in plan.steps.items()
-        if name in STATEFUL_SETTINGS and step.applied
-    }
+    return {name: step.after for name, step in plan.steps.items() if SETTING[name].stateful and step.applied}
 
 
 def read_back(backend, plan):
@@ -553,7 +513,7 @@ def read_back(backend, plan):
     """
     warnings = []
     for name, step in plan.steps.items():
-        reader = READERS.get(name)
+        reader = SETTING[name].read
         if reader is None:
             continue
         try:
@@ -567,14 +527,14 @@ def read_back(backend, plan):
             )
         step.after = value
         if active is not None:
-            step.active = active
+            step.data["active"] = active
     return warnings
 
 
-def pending(plan, setting):
-    """True when the setting's wanted value is not yet in effect."""
-    step = plan.steps.get(setting)
-    return step is not None and step.active is not None and step.active != step.after
+def pending(plan, until):
+    """True when a setting that takes effect at `until` (reboot, reset) is not yet in effect."""
+    return any(SETTING[name].pending_until == until and step.data["active"] is not None
+               and step.data["active"] != step.after for name, step in plan.steps.items())
 
 
 def gpu_result(plan):
@@ -589,8 +549,8 @@ def gpu_result(plan):
         "before": {name: step.before for name, step in plan.steps.items()},
         "after": {name: step.after for name, step in plan.steps.items()},
         "skipped": plan.skipped(),
-        "reboot_required": pending(plan, "ecc_mode"),
-        "reset_required": pending(plan, "mig_mode"),
+        "reboot_required": pending(plan, "reboot"),
+        "reset_required": pending(plan, "reset"),
     }
 
 
@@ -602,72 +562,3 @@ def diff(plans):
         before[key] = {name: step.before for name, step in plan.steps.items()}
         after[key] = {name: step.after for name, step in plan.steps.items()}
     return {"before": before, "after": after}
-
-
-# -- state file --------------------------------------------------------------
-
-
-def read_boot_id(path):
-    """The kernel's boot id, which changes on every boot; None if unreadable."""
-    try:
-        with open(path, encoding="ascii") as handle:
-            return handle.read().strip() or None
-    except OSError:
-        return None
-
-
-def empty_state():
-    return {"version": STATE_VERSION, "gpus": {}}
-
-
-def load_state(path):
-    """The state file's content; an empty state when the file does not exist."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            state = json.load(handle)
-    except FileNotFoundError:
-        return empty_state()
-    except (OSError, ValueError) as err:
-        raise StateFileError(f"state_file: cannot read {path} ({err}); starting from an empty state") from None
-    if not isinstance(state, dict) or not isinstance(state.get("gpus"), dict):
-        raise StateFileError(f"state_file: {path} is not a dlnode nvidia_gpu state file; starting from an empty state")
-    return state
-
-
-def recorded_settings(state, uuid, boot_id):
-    """What was applied to this GPU during this boot."""
-    entry = state["gpus"].get(uuid)
-    if boot_id is None or not isinstance(entry, dict) or entry.get("boot_id") != boot_id:
-        return {}
-    settings = entry.get("settings")
-    return settings if isinstance(settings, dict) else {}
-
-
-def record_settings(state, uuid, boot_id, settings):
-    """Remember applied settings; anything recorded in an earlier boot is dropped."""
-    entry = state["gpus"].get(uuid)
-    if not isinstance(entry, dict) or entry.get("boot_id") != boot_id:
-        entry = {"boot_id": boot_id, "settings": {}}
-        state["gpus"][uuid] = entry
-    entry["settings"].update(settings)
-
-
-def save_state(path, state):
-    """Write the state file atomically (a crash leaves the old file or the new one)."""
-    directory = os.path.dirname(path) or "."
-    try:
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=".nvidia_gpu_state.", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(state, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, path)
-        except OSError:
-            os.unlink(temporary)
-            raise
-    except OSError as err:
-        raise StateFileError(
-            f"state_file: cannot write {path} ({err.strerror or err}); writing it needs become"
-        ) from None

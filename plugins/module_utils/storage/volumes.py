@@ -12,6 +12,9 @@ import json
 import os
 import re
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.plans import Step
+
 FS_TYPES = ("xfs", "ext4", "swap")
 # Longest label each mkfs accepts.
 LABEL_MAX = {"xfs": 12, "ext4": 16, "swap": 15}
@@ -31,7 +34,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
 
 
-class StorageError(Exception):
+class StorageError(DlnodeError):
     """The declaration or the disks do not allow the run; str() is the message for the user."""
 
 
@@ -219,7 +222,8 @@ def content(signatures):
 
 
 def step(volume, action, device, text, **extra):
-    return dict(volume=volume, action=action, device=device, text=text, **extra)
+    """A step of the storage plan: an action on a device (or a path) for a volume."""
+    return Step(action, device, text=text, volume=volume, **extra)
 
 
 def busy_reasons(block):

@@ -5,6 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 from ansible_collections.dlnode.gpu.plugins.modules import gpu_facts
 from ansible_collections.dlnode.gpu.tests.unit import fake_nvml
@@ -20,7 +21,7 @@ def facts(run_module, monkeypatch, tmp_path):
     def _facts(lib, root=None):
         root = root or tmp_path / "empty-root"
         root.mkdir(parents=True, exist_ok=True)
-        monkeypatch.setattr(gpu_facts, "SYSFS_ROOT", str(root))
+        monkeypatch.setattr(files, "ROOT", str(root))
         monkeypatch.setattr(gpu_facts, "BACKEND_FACTORY", lambda: nvml.NvmlBackend(lib=lib))
         result, failed = run_module(gpu_facts, {})
         assert not failed, result
@@ -70,7 +71,7 @@ def test_no_gpu_at_all(facts):
 
 def test_no_gpu_and_no_pynvml(monkeypatch, run_module, tmp_path):
     monkeypatch.setattr(nvml, "pynvml", None)
-    monkeypatch.setattr(gpu_facts, "SYSFS_ROOT", str(tmp_path))
+    monkeypatch.setattr(files, "ROOT", str(tmp_path))
     monkeypatch.setattr(gpu_facts, "BACKEND_FACTORY", nvml.NvmlBackend)
 
     result, failed = run_module(gpu_facts, {})
@@ -125,7 +126,7 @@ def test_gpu_without_driver_comes_from_sysfs(facts, tmp_path):
 
 def test_driver_loaded_without_pynvml(node, monkeypatch, run_module):
     monkeypatch.setattr(nvml, "pynvml", None)
-    monkeypatch.setattr(gpu_facts, "SYSFS_ROOT", str(node))
+    monkeypatch.setattr(files, "ROOT", str(node))
     monkeypatch.setattr(gpu_facts, "BACKEND_FACTORY", nvml.NvmlBackend)
 
     result, _failed = run_module(gpu_facts, {})
@@ -359,7 +360,7 @@ def test_nvml_is_shut_down(facts, node, h100):
 
 
 def test_check_mode_gives_the_same_facts(run_module, monkeypatch, node, h100):
-    monkeypatch.setattr(gpu_facts, "SYSFS_ROOT", str(node))
+    monkeypatch.setattr(files, "ROOT", str(node))
     monkeypatch.setattr(gpu_facts, "BACKEND_FACTORY", lambda: nvml.NvmlBackend(lib=h100))
 
     normal, _failed = run_module(gpu_facts, {})

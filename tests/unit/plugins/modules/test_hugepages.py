@@ -6,6 +6,7 @@ import stat
 
 import pytest
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
 from ansible_collections.dlnode.gpu.plugins.modules import hugepages
 from ansible_collections.dlnode.gpu.tests.unit.fake_sysfs import FakeKernel, FakeTree
 
@@ -23,7 +24,7 @@ def tree(tmp_path, monkeypatch):
     fake = FakeTree(tmp_path)
     fake.hugepages(nodes=(0, 1))
     fake.thp()
-    monkeypatch.setattr(hugepages, "ROOT", str(tmp_path))
+    monkeypatch.setattr(files, "ROOT", str(tmp_path))
     return fake
 
 
@@ -140,7 +141,7 @@ def test_missing_numa_node_lists_existing(run_module, tree):
 def test_node_counts_without_numa_information(run_module, tmp_path, monkeypatch):
     fake = FakeTree(tmp_path)
     fake.hugepages(nodes=())
-    monkeypatch.setattr(hugepages, "ROOT", str(tmp_path))
+    monkeypatch.setattr(files, "ROOT", str(tmp_path))
     result, failed = run_module(hugepages, {"node_counts": {"0": 1}})
     assert failed
     assert "NUMA node 0 does not exist; this machine has nodes: none" in result["msg"]
@@ -425,7 +426,7 @@ def test_relative_persist_path(run_module, tree):
 
 
 def test_kernel_without_hugepages(run_module, tmp_path, monkeypatch):
-    monkeypatch.setattr(hugepages, "ROOT", str(tmp_path))
+    monkeypatch.setattr(files, "ROOT", str(tmp_path))
     result, failed = run_module(hugepages, {"count": 1})
     assert failed
     assert result["msg"] == ("this kernel offers no huge pages: /sys/kernel/mm/hugepages is missing or empty "
@@ -443,7 +444,7 @@ def test_h100_node(run_module, tmp_path, monkeypatch):
     fake = FakeTree(tmp_path)
     fake.h100_node()
     FakeKernel(fake).install(monkeypatch)
-    monkeypatch.setattr(hugepages, "ROOT", str(tmp_path))
+    monkeypatch.setattr(files, "ROOT", str(tmp_path))
     result, failed = run_module(hugepages, {"size": "512M", "count": 1})
     assert failed
     assert result["msg"] == "size=512M is not offered by this kernel; available sizes: 2M, 1G"

@@ -7,6 +7,7 @@ import stat
 import pytest
 from ansible.module_utils import basic
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
 from ansible_collections.dlnode.gpu.plugins.modules import io_scheduler
 from ansible_collections.dlnode.gpu.tests.unit.fake_sysfs import SCHEDULERS_DEADLINE, FakeKernel, FakeTree
 
@@ -27,7 +28,7 @@ def tree(tmp_path, monkeypatch):
     fake.disk("zram0", scheduler=None)
     fake.disk("dm-0", scheduler="none")
     fake.path("/etc/udev/rules.d").mkdir(parents=True)
-    monkeypatch.setattr(io_scheduler, "ROOT", str(tmp_path))
+    monkeypatch.setattr(files, "ROOT", str(tmp_path))
     return fake
 
 
@@ -220,7 +221,7 @@ def test_udevadm_failure_warns(run_module, tree, kernel, udevadm, warnings):
     udevadm["rc"] = 1
     result, failed = run_module(io_scheduler, {"devices": ["sda"], "scheduler": "none"})
     assert not failed and not result["udev_reloaded"]
-    assert warnings == ["/usr/bin/udevadm control --reload failed (rc=1): udevadm: failed to connect"]
+    assert warnings == ["udevadm control --reload failed (rc 1): udevadm: failed to connect"]
 
 
 def test_scheduler_not_offered(run_module, tree, kernel, udevadm):
@@ -276,7 +277,7 @@ def test_h100_node(run_module, tmp_path, monkeypatch, udevadm):
     fake = FakeTree(tmp_path)
     fake.h100_node()
     FakeKernel(fake).install(monkeypatch)
-    monkeypatch.setattr(io_scheduler, "ROOT", str(tmp_path))
+    monkeypatch.setattr(files, "ROOT", str(tmp_path))
     result, failed = run_module(io_scheduler, {"match": {"transport": ["virtio"]}, "scheduler": "none"})
     assert not failed
     assert sorted(result["devices"]) == ["vda", "vdb"]

@@ -6,6 +6,7 @@ import json
 import pytest
 
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_state
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 from ansible_collections.dlnode.gpu.plugins.modules import nvidia_gpu
 from ansible_collections.dlnode.gpu.tests.unit import fake_nvml
@@ -26,7 +27,7 @@ def boot_id(tmp_path, monkeypatch):
     """A boot id file; write a new id to it to simulate a reboot."""
     path = tmp_path / "boot_id"
     path.write_text("11111111-aaaa-bbbb-cccc-000000000001\n", encoding="ascii")
-    monkeypatch.setattr(nvidia_gpu, "BOOT_ID_PATH", str(path))
+    monkeypatch.setattr(gpu_state, "BOOT_ID", str(path))
     return path
 
 

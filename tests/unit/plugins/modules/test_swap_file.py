@@ -1,7 +1,12 @@
 from __future__ import annotations
 
-import pytest
+import os
+import subprocess
 
+import pytest
+from ansible.module_utils import basic
+
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
 from ansible_collections.dlnode.gpu.plugins.modules import swap_file
 
 FRESH = dict(exists=False, size_mib=0, mode=None, active=False, in_fstab=False)
@@ -29,7 +34,7 @@ def fake_system(tmp_path, monkeypatch):
     monkeypatch.setattr(swap_file, "active_swaps", lambda: [line.split()[0] for line in swaps.read_text().splitlines()[1:]])
     commands = []
 
-    def run_command(self, argv, check_rc=False):
+    def run_command(self, argv, **_kwargs):
         commands.append([argv[0].rsplit("/", 1)[-1], *argv[1:]])
         name = commands[-1][0]
         if name == "swapon":
@@ -38,8 +43,8 @@ def fake_system(tmp_path, monkeypatch):
             swaps.write_text("Filename\tType\tSize\tUsed\tPriority\n")
         return 0, "", ""
 
-    monkeypatch.setattr(swap_file.AnsibleModule, "run_command", run_command)
-    monkeypatch.setattr(swap_file.AnsibleModule, "get_bin_path", lambda self, name, required=False: f"/sbin/{name}")
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False: f"/sbin/{name}")
     return tmp_path, commands
 
 
@@ -75,3 +80,57 @@ def test_bad_input(fake_system, run_module):
     assert failed and result["msg"] == "state is present but all of the following are missing: size_mib"
     result, failed = run_module(swap_file, dict(path=str(root), size_mib=1))
     assert failed and result["msg"] == f"path {root} exists and is not a regular file; refusing to touch it"
+
+
+@pytest.fixture
+def small_fs(fake_system):
+    """A real 4 MiB tmpfs under the fake system's directory: a file system that fills up."""
+    root = fake_system[0] / "small"
+    root.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(root)],
+                                           capture_output=True, check=False).returncode != 0:
+        pytest.skip("needs root and mount to make a small tmpfs")
+    yield root
+    subprocess.run(["umount", str(root)], check=False)
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_too_large_is_refused_before_anything_is_written(small_fs, fake_system, run_module, check_mode):
+    fstab = fake_system[0] / "fstab"
+    fstab.write_text("UUID=abc / ext4 defaults 0 1\n")
+    args = dict(path=str(small_fs / "swapfile"), size_mib=8, fstab=str(fstab))
+    result, failed = run_module(swap_file, args, check_mode=check_mode)
+    assert failed
+    assert result["msg"] == (f"size_mib: 8 MiB requested for {small_fs}/swapfile, but its file system has only "
+                             "4 MiB available; nothing was written")
+    assert os.listdir(small_fs) == [] and fstab.read_text() == "UUID=abc / ext4 defaults 0 1\n"
+    assert not fake_system[1]
+
+
+def test_a_write_that_still_fails_leaves_nothing_partial(small_fs, fake_system, run_module, monkeypatch):
+    """The file system fills up during the write anyway (another writer, metadata): no partial file, fstab untouched."""
+    fstab = fake_system[0] / "fstab"
+    fstab.write_text("UUID=abc / ext4 defaults 0 1\n")
+    monkeypatch.setattr(files, "available_mib", lambda path, root=None: 1024)
+    result, failed = run_module(swap_file, dict(path=str(small_fs / "swapfile"), size_mib=8, fstab=str(fstab)))
+    assert failed and result["msg"] == f"cannot write 8 MiB to {small_fs}/swapfile: no space left on its file system"
+    assert os.listdir(small_fs) == [] and fstab.read_text() == "UUID=abc / ext4 defaults 0 1\n"
+    assert not fake_system[1]
+
+
+def test_a_resize_that_does_not_fit_keeps_the_old_file(small_fs, fake_system, run_module):
+    fstab = fake_system[0] / "fstab"
+    args = dict(path=str(small_fs / "swapfile"), size_mib=2, fstab=str(fstab))
+    assert not run_module(swap_file, args)[1]
+    result, failed = run_module(swap_file, dict(args, size_mib=3))
+    assert failed and result["msg"].startswith(f"size_mib: 3 MiB requested for {small_fs}/swapfile, but its file system has only 2 MiB")
+    assert os.listdir(small_fs) == ["swapfile"] and (small_fs / "swapfile").stat().st_size == 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize("option", ["path", "fstab"])
+def test_relative_paths_are_refused(fake_system, run_module, option):
+    args = dict(path=str(fake_system[0] / "swapfile"), size_mib=2, fstab=str(fake_system[0] / "fstab"))
+    args[option] = "relative.swap"
+    result, failed = run_module(swap_file, args)
+    assert failed and result["msg"] == f"{option} must be an absolute path, got relative.swap"
+    assert not (fake_system[0] / "swapfile").exists() and not fake_system[1]

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
 from ansible_collections.dlnode.gpu.plugins.modules import sysctl_profile
 
 
@@ -20,12 +21,12 @@ def node(tmp_path, monkeypatch):
         path = tmp_path / "proc/sys" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(value)
-    monkeypatch.setattr(sysctl_profile, "ROOT", str(tmp_path))
+    monkeypatch.setattr(files, "ROOT", str(tmp_path))
     return tmp_path
 
 
 def args(node, **settings):
-    return {"settings": settings, "path": str(node / "etc/sysctl.d/90-dlnode.conf")}
+    return {"settings": settings, "path": "/etc/sysctl.d/90-dlnode.conf"}
 
 
 def value(node, name):
@@ -103,3 +104,10 @@ def test_missing_key_is_reported(node, run_module):
 def test_bad_input_names_the_key(node, run_module, settings, message):
     result, failed = run_module(sysctl_profile, args(node, **settings))
     assert failed and result["msg"].startswith(message)
+
+
+def test_relative_path_is_refused(node, run_module):
+    request = dict(args(node, **{"vm.swappiness": 10}), path="relative/file.conf")
+    result, failed = run_module(sysctl_profile, request)
+    assert failed and result["msg"] == "path must be an absolute path, got relative/file.conf"
+    assert value(node, "vm/swappiness") == "60\n" and not (node / "relative").exists()

@@ -64,7 +64,7 @@ def test_plan_and_predict():
     before = pages(4, 4, {0: (4, 4), 1: (0, 0)})
     desired = hp.desired_pools(None, {1: 2, 0: 4})
     assert desired == {"node0": 4, "node1": 2}
-    assert hp.plan_page_writes(before, 2048, desired, 3) == [
+    assert [(s.target, s.after, s.action) for s in hp.plan_page_writes(before, 2048, desired, 3)] == [
         ("/sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages", 2, "node1"),
         ("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages", 3, "overcommit")]
     after = hp.predict_pages(before, desired, 3)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 
 import pytest
 
@@ -27,8 +26,6 @@ def test_read_error_is_translated(tree):
     tree.path("/sys/dir").mkdir(parents=True)
     with pytest.raises(sysfs.SysfsError, match=r"^cannot read /sys/dir: Is a directory$"):
         sysfs.read_text(tree.root, "/sys/dir")
-    with pytest.raises(sysfs.SysfsError, match=r"^cannot read /sys/dir: Is a directory$"):
-        sysfs.read_file(tree.root, "/sys/dir")
 
 
 def test_read_int(tree):
@@ -121,30 +118,3 @@ def test_kernel_object(tree):
     assert kernel.read_int("/sys/block/loop0/queue/nr_requests") == 128
     assert kernel.write_and_read_back("/sys/block/loop0/queue/nr_requests", 64) == "64"
     assert kernel.read("/sys/block/loop0/queue/nr_requests") == "64"
-
-
-class FakeModule:
-    def __init__(self):
-        self.moves = []
-
-    def atomic_move(self, src, dest):
-        self.moves.append(dest)
-        os.rename(src, dest)
-
-
-def test_install_file(tree):
-    module = FakeModule()
-    sysfs.install_file(module, str(tree.root), "/etc/x/y.conf", "a\n")
-    target = tree.path("/etc/x/y.conf")
-    assert target.read_text() == "a\n"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o644
-    assert module.moves == [str(target)]
-    assert sysfs.read_file(tree.root, "/etc/x/y.conf") == "a\n"
-    assert sysfs.read_file(tree.root, "/etc/x/none.conf") is None
-    assert os.listdir(target.parent) == ["y.conf"]
-
-
-def test_install_file_error(tree):
-    tree.write("/etc/blocker", "file, not a directory")
-    with pytest.raises(sysfs.SysfsError, match="^cannot write /etc/blocker/y.conf: "):
-        sysfs.install_file(FakeModule(), str(tree.root), "/etc/blocker/y.conf", "a\n")

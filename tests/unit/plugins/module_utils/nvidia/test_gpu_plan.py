@@ -1,4 +1,4 @@
-"""gpu_plan and gpu_info helpers: parameter parsing, planning, state file."""
+"""gpu_plan, gpu_state and gpu_info helpers: parameter parsing, planning, state file."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_info
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_plan
+from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import gpu_state
 from ansible_collections.dlnode.gpu.plugins.module_utils.nvidia import nvml
 from ansible_collections.dlnode.gpu.tests.unit import fake_nvml
 
@@ -143,31 +144,31 @@ def test_boot_id(tmp_path):
     path = tmp_path / "boot_id"
     path.write_text("abc\n", encoding="ascii")
 
-    assert gpu_plan.read_boot_id(str(path)) == "abc"
-    assert gpu_plan.read_boot_id(str(tmp_path / "missing")) is None
+    assert gpu_state.read_boot_id(str(path)) == "abc"
+    assert gpu_state.read_boot_id(str(tmp_path / "missing")) is None
 
 
 def test_state_round_trip_and_boot_change(tmp_path):
     path = str(tmp_path / "deep" / "dir" / "state.json")
-    state = gpu_plan.load_state(path)
+    state = gpu_state.load_state(path)
     assert state == {"version": 1, "gpus": {}}
 
-    gpu_plan.record_settings(state, UUID, BOOT_A, {"gpu_locked_clocks": "reset"})
-    gpu_plan.record_settings(state, UUID, BOOT_A, {"memory_locked_clocks": {"min": 1, "max": 2}})
-    gpu_plan.save_state(path, state)
-    loaded = gpu_plan.load_state(path)
+    gpu_state.record_settings(state, UUID, BOOT_A, {"gpu_locked_clocks": "reset"})
+    gpu_state.record_settings(state, UUID, BOOT_A, {"memory_locked_clocks": {"min": 1, "max": 2}})
+    gpu_state.save_state(None, path, state)
+    loaded = gpu_state.load_state(path)
 
-    assert gpu_plan.recorded_settings(loaded, UUID, BOOT_A) == {
+    assert gpu_state.recorded_settings(loaded, UUID, BOOT_A) == {
         "gpu_locked_clocks": "reset",
         "memory_locked_clocks": {"min": 1, "max": 2},
     }
-    assert gpu_plan.recorded_settings(loaded, UUID, BOOT_B) == {}
-    assert gpu_plan.recorded_settings(loaded, UUID, None) == {}
-    assert gpu_plan.recorded_settings(loaded, "GPU-other", BOOT_A) == {}
+    assert gpu_state.recorded_settings(loaded, UUID, BOOT_B) == {}
+    assert gpu_state.recorded_settings(loaded, UUID, None) == {}
+    assert gpu_state.recorded_settings(loaded, "GPU-other", BOOT_A) == {}
     assert oct(os.stat(path).st_mode & 0o777) == "0o644"
     assert os.listdir(os.path.dirname(path)) == ["state.json"]
 
-    gpu_plan.record_settings(loaded, UUID, BOOT_B, {"gpu_locked_clocks": "reset"})
+    gpu_state.record_settings(loaded, UUID, BOOT_B, {"gpu_locked_clocks": "reset"})
     assert loaded["gpus"][UUID] == {"boot_id": BOOT_B, "settings": {"gpu_locked_clocks": "reset"}}
 
 
@@ -176,8 +177,8 @@ def test_bad_state_file(tmp_path, content):
     path = tmp_path / "state.json"
     path.write_text(content, encoding="utf-8")
 
-    with pytest.raises(gpu_plan.StateFileError) as raised:
-        gpu_plan.load_state(str(path))
+    with pytest.raises(gpu_state.StateFileError) as raised:
+        gpu_state.load_state(str(path))
 
     assert str(raised.value).startswith("state_file: ")
     assert str(raised.value).endswith("starting from an empty state")
@@ -187,8 +188,8 @@ def test_state_file_write_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("", encoding="ascii")
 
-    with pytest.raises(gpu_plan.StateFileError) as raised:
-        gpu_plan.save_state(str(blocker / "state.json"), gpu_plan.empty_state())
+    with pytest.raises(gpu_state.StateFileError) as raised:
+        gpu_state.save_state(None, str(blocker / "state.json"), gpu_state.empty_state())
 
     assert str(raised.value).startswith(f"state_file: cannot write {blocker / 'state.json'} (")
 

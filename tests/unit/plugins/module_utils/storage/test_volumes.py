@@ -36,7 +36,7 @@ def block(path, signatures=(), partitions=(), **kw):
 
 
 def actions(steps):
-    return [(s["action"], s["device"]) for s in steps]
+    return [(s.action, s.target) for s in steps]
 
 
 # ---------------------------------------------------------------- bad input: one clear message each
@@ -114,7 +114,7 @@ def test_declaration_is_normalized():
 def test_blank_device_is_partitioned_formatted_and_mounted():
     steps, target = storage.plan_volume(vol(), {"/dev/nvme1n1": block("/dev/nvme1n1")}, {}, [])
     assert actions(steps) == [("partition", "/dev/nvme1n1"), ("mkfs", "/dev/nvme1n1p1"), ("mount", "/data")]
-    assert steps[0]["part_type"] == storage.PART_TYPES["fs"]
+    assert steps[0].data["part_type"] == storage.PART_TYPES["fs"]
     assert target["path"] == "/dev/nvme1n1p1" and target["mkfs"]
 
 
@@ -209,8 +209,8 @@ def test_raid_over_blank_devices_is_created_then_formatted():
     steps, target = storage.plan_volume(vol(**RAID), blocks, {}, [])
     assert actions(steps) == [("partition", "/dev/nvme1n1"), ("partition", "/dev/nvme2n1"), ("raid_create", "/dev/md/data"),
                               ("mkfs", "/dev/md/data"), ("mount", "/data")]
-    assert steps[0]["part_type"] == storage.PART_TYPES["raid"]
-    assert steps[2]["members"] == ["/dev/nvme1n1p1", "/dev/nvme2n1p1"]
+    assert steps[0].data["part_type"] == storage.PART_TYPES["raid"]
+    assert steps[2].data["members"] == ["/dev/nvme1n1p1", "/dev/nvme2n1p1"]
     assert target["path"] == "/dev/md/data"
 
 
@@ -257,7 +257,7 @@ def test_half_blank_array_is_refused():
 def test_swap_partition_is_made_without_a_mount():
     steps, _target = storage.plan_volume(vol(fstype="swap", mount=None), {"/dev/nvme1n1": block("/dev/nvme1n1")}, {}, [])
     assert actions(steps) == [("partition", "/dev/nvme1n1"), ("mkfs", "/dev/nvme1n1p1")]
-    assert steps[0]["part_type"] == storage.PART_TYPES["swap"]
+    assert steps[0].data["part_type"] == storage.PART_TYPES["swap"]
 
 
 # ---------------------------------------------------------------- files

@@ -1,0 +1,166 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright: contributors to dlnode.gpu
+"""Managed files: read, plan, write atomically, diff, check mode; and large files written whole.
+
+Every path given here is the path on the host ("/etc/fstab"). ROOT is prepended, so unit tests
+point ROOT at a fake tree: it is the collection's one test seam for the file system.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
+
+ROOT = "/"
+MIB = 1024 * 1024
+
+
+class FileError(DlnodeError):
+    """A file could not be read or written; str() says which and what to do."""
+
+    def __init__(self, msg, path=None, errno_value=None):
+        super().__init__(msg)
+        self.path = path
+        self.errno = errno_value
+
+
+def host_path(path, root=None):
+    """Where the absolute host path is under root (ROOT unless given)."""
+    return os.path.join(ROOT if root is None else root, path.lstrip("/"))
+
+
+def os_error(exc, path, action):
+    """An OSError as a FileError whose message says what to do about it."""
+    code = exc.errno
+    reason = os.strerror(code) if code else str(exc)
+    if code in (errno.EACCES, errno.EPERM):
+        msg = f"cannot {action} {path}: {reason}; run as root (become: true)"
+    elif code == errno.EROFS:
+        msg = f"cannot {action} {path}: read-only file system"
+    elif code == errno.ENOSPC:
+        msg = f"cannot {action} {path}: no space left on its file system"
+    else:
+        msg = f"cannot {action} {path}: {reason}"
+    return FileError(msg, path=path, errno_value=code)
+
+
+def read(path, root=None):
+    """Content of a file, or None if it does not exist."""
+    try:
+        with open(host_path(path, root), encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise os_error(exc, path, "read") from exc
+
+
+class FileChange:
+    """A file the module owns: its content now (None: missing) and as it should be."""
+
+    def __init__(self, path, before, after, mode=0o644):
+        self.path = path
+        self.before = before
+        self.after = after
+        self.mode = mode
+
+    @property
+    def changed(self):
+        return self.before != self.after
+
+    def diff(self):
+        return {"before_header": self.path, "after_header": self.path,
+                "before": self.before or "", "after": self.after}
+
+
+def plan(path, content, mode=0o644, root=None):
+    return FileChange(path, read(path, root), content, mode)
+
+
+def write(module, change, root=None):
+    """Replace the file atomically: a temp file in the same directory, then a rename.
+
+    A failed write removes the temp file and leaves the old file as it was. Outside a module
+    (module None: the boot scripts, tests) the rename is a plain one.
+    """
+    dest = host_path(change.path, root)
+    directory = os.path.dirname(dest)
+    tmp = None
+    try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".dlnode-", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(change.after)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, change.mode)
+    except OSError as exc:
+        if tmp is not None:
+            os.unlink(tmp)
+        raise os_error(exc, change.path, "write") from exc
+    if module is None:
+        os.replace(tmp, dest)
+    else:
+        module.atomic_move(tmp, dest)
+    # atomic_move keeps an existing file's mode; a managed file has the mode we give it.
+    os.chmod(dest, change.mode)
+
+
+def sync(module, path, content, mode=0o644, root=None):
+    """Plan the file and, unless in check mode, write it when it differs. Returns the FileChange."""
+    change = plan(path, content, mode, root)
+    if change.changed and not module.check_mode:
+        write(module, change, root)
+    return change
+
+
+def diffs(changes):
+    """The diff entries of the changed files, for a module's result."""
+    return [change.diff() for change in changes if change.changed]
+
+
+# -- large files -------------------------------------------------------------
+
+
+def available_mib(path, root=None):
+    """MiB still free for writing on the file system that holds path's directory."""
+    stats = os.statvfs(host_path(os.path.dirname(path) or "/", root))
+    return stats.f_bavail * stats.f_frsize // MIB
+
+
+def check_space(path, size_mib, path_option="path", size_option="size_mib", root=None):
+    """Refuse, before anything is written, a file larger than its file system's free space."""
+    directory = os.path.dirname(path) or "/"
+    if not os.path.isdir(host_path(directory, root)):
+        raise FileError(f"{path_option}: cannot create {path}: the directory {directory} does not exist", path=path)
+    available = available_mib(path, root)
+    if size_mib > available:
+        raise FileError(f"{size_option}: {size_mib} MiB requested for {path}, but its file system has only "
+                        f"{available} MiB available; nothing was written", path=path, errno_value=errno.ENOSPC)
+
+
+def write_zeros(path, size_mib, mode=0o600, root=None):
+    """Write a file of size_mib MiB of zeros in full (no holes), under a temp name then renamed.
+
+    A failed write (the disk filled up after all, an I/O error) removes the temp file: nothing
+    partial is left, and an existing file at path is untouched until the rename.
+    """
+    dest = host_path(path, root)
+    block = bytes(MIB)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".dlnode-", dir=os.path.dirname(dest))
+        try:
+            os.fchmod(fd, mode)
+            for _block in range(size_mib):
+                os.write(fd, block)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, dest)
+    except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise os_error(exc, path, f"write {size_mib} MiB to") from exc
