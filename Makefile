@@ -27,8 +27,10 @@ collection:
 	@mkdir -p .cache/collections/ansible_collections/dlnode
 	@ln -sfn ../../../.. .cache/collections/ansible_collections/dlnode/gpu
 
+# ansible-lint installs the collection it lints under ANSIBLE_HOME: keep that copy in this
+# checkout, so another checkout's lint on the same machine cannot swap it under this one.
 lint: bootstrap collection
-	ansible-lint --offline
+	ANSIBLE_HOME=$(CURDIR)/.cache/ansible-home ansible-lint --offline
 
 sanity: bootstrap
 	scripts/sanity.sh

@@ -72,7 +72,7 @@ class FileChange:
 
     def diff(self):
         return {"before_header": self.path, "after_header": self.path,
-                "before": self.before or "", "after": self.after}
+                "before": self.before or "", "after": self.after or ""}
 
 
 def plan(path, content, mode=0o644, root=None):
