@@ -33,6 +33,6 @@ printf 'import ensurepip\nensurepip.bootstrap(upgrade=True)\n' > "$cache"
 # Outside this repository: inside it, ansible-test lists files with git and skips ignored ones.
 tree=${TMPDIR:-/tmp}/dlnode-sanity/ansible_collections/dlnode/gpu
 rm -rf "$tree" && mkdir -p "$tree"
-git ls-files -co --exclude-standard | grep -vE '^(molecule|bench|\.config)/' | tar -cf - -T - | tar -C "$tree" -xf -
+git ls-files -co --exclude-standard | grep -vE '^(molecule|\.config)/' | tar -cf - -T - | tar -C "$tree" -xf -
 cd "$tree"
 "$venv_sanity/bin/ansible-test" sanity --local --python "$pyver" --requirements --color no "$@"

@@ -269,8 +269,7 @@ def check_persist(params, size_kb, default_kb, node_counts):
     if persist == "sysctl":
         if size_kb != default_kb:
             raise hp.HugepagesError(
-                "persist=sysctl only covers the default huge page size (%s), not %s: use persist: boot_unit or persist: cmdline"
-                % (hp.size_label(default_kb), hp.size_label(size_kb)))
+                f"persist=sysctl only covers the default huge page size ({hp.size_label(default_kb)}), not {hp.size_label(size_kb)}: use persist: boot_unit or persist: cmdline")
         if node_counts is not None:
             raise hp.HugepagesError("persist=sysctl can't hold node_counts (vm.nr_hugepages is global): use persist: boot_unit or persist: cmdline")
         if params["thp_enabled"] or params["thp_defrag"]:
@@ -289,8 +288,7 @@ def write_pool(kernel, path, value, size_kb):
         # EINVAL here means this kernel can't allocate gigantic pages at runtime at all.
         if exc.errno == errno.EINVAL and size_kb >= hp.GIGANTIC_KB:
             raise hp.HugepagesError(
-                "the kernel refused to allocate %s huge pages at runtime (writing %s to %s failed: EINVAL); "
-                "reserve them at boot with persist: cmdline" % (hp.size_label(size_kb), value, path)) from exc
+                f"the kernel refused to allocate {hp.size_label(size_kb)} huge pages at runtime (writing {value} to {path} failed: EINVAL); reserve them at boot with persist: cmdline") from exc
         raise
 
 
@@ -301,7 +299,7 @@ def apply_thp(kernel, thp_wanted, thp_before):
             continue
         current = sysfs.parse_bracketed(kernel.write_and_read_back(hp.thp_path(name), value))[0]
         if current != value:
-            raise hp.HugepagesError("thp_%s: wrote %s to %s but the kernel reports %s" % (name, value, hp.thp_path(name), current))
+            raise hp.HugepagesError(f"thp_{name}: wrote {value} to {hp.thp_path(name)} but the kernel reports {current}")
 
 
 def settings(pages, thp, desired, overcommit):
@@ -309,11 +307,11 @@ def settings(pages, thp, desired, overcommit):
     snapshot = {}
     for target in desired:
         entry = pages["total"] if target == "total" else pages["nodes"][target]
-        snapshot["%s nr_hugepages" % target] = entry["nr"] - entry["surplus"]
+        snapshot[f"{target} nr_hugepages"] = entry["nr"] - entry["surplus"]
     if overcommit is not None:
         snapshot["nr_overcommit_hugepages"] = pages["total"]["overcommit"]
     for name, value in thp.items():
-        snapshot["transparent_hugepage %s" % name] = value
+        snapshot[f"transparent_hugepage {name}"] = value
     return snapshot
 
 
@@ -328,21 +326,20 @@ def persist_files(params, size_kb, desired, count, overcommit, thp_wanted):
         files.append((params["unit_file"], hp.unit_content(config_dir)))
         pool = hp.boot_page_settings(size_kb, desired, overcommit)
         if pool:
-            files.append(("%s/hugepages-%dkB.conf" % (config_dir, size_kb), hp.boot_config_content(pool)))
+            files.append((f"{config_dir}/hugepages-{size_kb}kB.conf", hp.boot_config_content(pool)))
         if thp_wanted:
-            files.append(("%s/thp.conf" % config_dir, hp.boot_config_content([(hp.thp_path(n), v) for n, v in thp_wanted.items()])))
+            files.append((f"{config_dir}/thp.conf", hp.boot_config_content([(hp.thp_path(n), v) for n, v in thp_wanted.items()])))
     return files
 
 
 def shortfall_message(size_kb, desired, missing, none_added):
-    details = ", ".join("%s asked %d, got %d" % (target, desired[target], desired[target] - short) for target, short in missing.items())
+    details = ", ".join(f"{target} asked {desired[target]}, got {desired[target] - short}" for target, short in missing.items())
     if size_kb >= hp.GIGANTIC_KB and none_added:
-        return ("the kernel refused to allocate %s huge pages at runtime (%s): gigantic pages need contiguous free memory, "
-                "which a running system rarely has; reserve them at boot with persist: cmdline"
-                % (hp.size_label(size_kb), details))
-    return ("the kernel allocated fewer %s huge pages than asked (%s): not enough free contiguous memory; "
-            "free memory and re-run, reserve them at boot (persist: cmdline or boot_unit), or set on_shortfall: warn to accept fewer"
-            % (hp.size_label(size_kb), details))
+        return (f"the kernel refused to allocate {hp.size_label(size_kb)} huge pages at runtime ({details}): gigantic pages "
+                "need contiguous free memory, which a running system rarely has; reserve them at boot with persist: cmdline")
+    return (f"the kernel allocated fewer {hp.size_label(size_kb)} huge pages than asked ({details}): not enough free "
+            "contiguous memory; free memory and re-run, reserve them at boot (persist: cmdline or boot_unit), or set "
+            "on_shortfall: warn to accept fewer")
 
 
 def run(module, result):
@@ -371,16 +368,15 @@ def run(module, result):
     for name, value in thp_wanted.items():
         current, choices = hp.read_thp(kernel, name)
         if value not in choices:
-            raise hp.HugepagesError("thp_%s=%s is not offered by this kernel; %s offers: %s"
-                                    % (name, value, hp.thp_path(name), ", ".join(choices)))
+            raise hp.HugepagesError(f"thp_{name}={value} is not offered by this kernel; {hp.thp_path(name)} offers: {', '.join(choices)}")
         thp_before[name] = current
 
     before = hp.read_pages(kernel, size_kb, nodes)
     result["before"] = {"pages": before, "thp": thp_before}
     for target, value, in_use in hp.shrinks_below_in_use(before, desired):
         result["shrink_below_in_use"].append(target)
-        module.warn("shrinking %s of %s huge pages to %d while %d are in use: the kernel keeps the used pages as surplus "
-                    "and frees them only when they are released" % (target, hp.size_label(size_kb), value, in_use))
+        module.warn(f"shrinking {target} of {hp.size_label(size_kb)} huge pages to {value} while {in_use} are in use: "
+                    "the kernel keeps the used pages as surplus and frees them only when they are released")
 
     if not params["apply"]:
         after, thp_after = before, dict(thp_before)
@@ -415,8 +411,8 @@ def run(module, result):
 
     if params["apply"] and not module.check_mode:
         if overcommit is not None and after["total"]["overcommit"] != overcommit:
-            raise hp.HugepagesError("overcommit: wrote %d but the kernel reports nr_overcommit_hugepages=%d"
-                                    % (overcommit, after["total"]["overcommit"]))
+            raise hp.HugepagesError(f"overcommit: wrote {overcommit} but the kernel reports "
+                                    f"nr_overcommit_hugepages={after['total']['overcommit']}")
         missing, none_added = hp.shortfall(before, after, desired)
         result["shortfall"] = missing
         if missing:

@@ -192,17 +192,16 @@ def requested_settings(params):
     """Queue settings asked for, validated."""
     settings = dict((attr, params[attr]) for attr in ios.QUEUE_SETTINGS if params[attr] is not None)
     if settings.get("nr_requests", 1) < 1:
-        raise ios.IoSchedulerError("nr_requests must be a positive integer, got %d" % settings["nr_requests"])
+        raise ios.IoSchedulerError(f"nr_requests must be a positive integer, got {settings['nr_requests']}")
     if settings.get("read_ahead_kb", 0) < 0:
-        raise ios.IoSchedulerError("read_ahead_kb must be 0 or a positive integer, got %d" % settings["read_ahead_kb"])
+        raise ios.IoSchedulerError(f"read_ahead_kb must be 0 or a positive integer, got {settings['read_ahead_kb']}")
     return settings
 
 
 def write_checked(kernel, name, attr, value, choices):
     """Write one queue attribute and fail unless the kernel kept the value."""
     path = ios.queue_path(name, attr)
-    refused = ("the kernel did not select %s for %s (it offers: %s): load its module (modprobe %s) or choose one it offers"
-               % (value, name, ", ".join(choices), value))
+    refused = f"the kernel did not select {value} for {name} (it offers: {', '.join(choices)}): load its module (modprobe {value}) or choose one it offers"
     try:
         got = kernel.write_and_read_back(path, value)
     except sysfs.SysfsError as exc:
@@ -214,7 +213,7 @@ def write_checked(kernel, name, attr, value, choices):
         if sysfs.parse_bracketed(got)[0] != value:
             raise ios.IoSchedulerError("scheduler: " + refused)
     elif got != str(value):
-        raise ios.IoSchedulerError("%s: wrote %s to %s but the kernel reports %s" % (attr, value, path, got))
+        raise ios.IoSchedulerError(f"{attr}: wrote {value} to {path} but the kernel reports {got}")
 
 
 def reload_udev(module, names):
@@ -226,7 +225,7 @@ def reload_udev(module, names):
     calls = [["control", "--reload"]]
     if names:
         calls.append(["trigger", "--action=change", "--subsystem-match=block"]
-                     + ["--sysname-match=%s" % name for name in sorted(names)])
+                     + [f"--sysname-match={name}" for name in sorted(names)])
     for args in calls:
         try:
             commands.run("udevadm", *args)
@@ -244,7 +243,7 @@ def run(module, result):
 
     names, unmatched = ios.select_devices(kernel, params["devices"])
     for pattern in unmatched:
-        module.warn("devices: %s matches no disk" % pattern)
+        module.warn(f"devices: {pattern} matches no disk")
     infos = dict((name, ios.device_info(kernel, name)) for name in names)
     infos = dict((name, info) for name, info in infos.items() if ios.matches(info, params["match"]))
     if not infos:
@@ -272,7 +271,7 @@ def run(module, result):
         entry["changed"] = entry["after"] != entry["before"]
         if entry["changed"]:
             result["changed"] = True
-            diffs.append({"before_header": "/sys/block/%s/queue" % name, "after_header": "/sys/block/%s/queue" % name,
+            diffs.append({"before_header": f"/sys/block/{name}/queue", "after_header": f"/sys/block/{name}/queue",
                           "before": entry["before"], "after": entry["after"]})
 
     if params["persist"]:

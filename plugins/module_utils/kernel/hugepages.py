@@ -38,25 +38,25 @@ def parse_size(text):
     """Page size such as "2M", "1G", "2048kB" or "1GB" in kB."""
     match = _SIZE_RE.match(str(text))
     if not match or int(match.group(1)) == 0:
-        raise HugepagesError("size=%s is not a page size: use a number with K, M or G, e.g. 2M or 1G" % text)
+        raise HugepagesError(f"size={text} is not a page size: use a number with K, M or G, e.g. 2M or 1G")
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 def size_label(size_kb):
     """Shortest name of a page size, as the kernel command line spells it (2M, 1G)."""
     if size_kb % (1024 * 1024) == 0:
-        return "%dG" % (size_kb // (1024 * 1024))
+        return f"{size_kb // (1024 * 1024)}G"
     if size_kb % 1024 == 0:
-        return "%dM" % (size_kb // 1024)
-    return "%dK" % size_kb
+        return f"{size_kb // 1024}M"
+    return f"{size_kb}K"
 
 
 def global_path(size_kb, name):
-    return "%s/hugepages-%dkB/%s" % (GLOBAL_DIR, size_kb, name)
+    return f"{GLOBAL_DIR}/hugepages-{size_kb}kB/{name}"
 
 
 def node_path(node, size_kb, name):
-    return "%s/node%d/hugepages/hugepages-%dkB/%s" % (NODE_DIR, node, size_kb, name)
+    return f"{NODE_DIR}/node{node}/hugepages/hugepages-{size_kb}kB/{name}"
 
 
 def available_sizes(kernel):
@@ -81,11 +81,10 @@ def default_size_kb(kernel, sizes):
 def resolve_size(size, sizes, default_kb):
     """Validate the requested size against what the kernel offers; returns kB."""
     if not sizes:
-        raise HugepagesError("this kernel offers no huge pages: %s is missing or empty (CONFIG_HUGETLBFS off?)" % GLOBAL_DIR)
+        raise HugepagesError(f"this kernel offers no huge pages: {GLOBAL_DIR} is missing or empty (CONFIG_HUGETLBFS off?)")
     size_kb = default_kb if size is None else parse_size(size)
     if size_kb not in sizes:
-        raise HugepagesError("size=%s is not offered by this kernel; available sizes: %s"
-                             % (size, ", ".join(size_label(kb) for kb in sizes)))
+        raise HugepagesError(f"size={size} is not offered by this kernel; available sizes: {', '.join((size_label(kb) for kb in sizes))}")
     return size_kb
 
 
@@ -102,13 +101,13 @@ def list_nodes(kernel, size_kb):
 def check_count(name, value):
     """A page count must be a non-negative integer (bools are not counts)."""
     if isinstance(value, bool):
-        raise HugepagesError("%s must be a non-negative integer, got %r" % (name, value))
+        raise HugepagesError(f"{name} must be a non-negative integer, got {value!r}")
     if isinstance(value, str) and re.match(r"^\s*-?\d+\s*$", value):
         value = int(value)
     if not isinstance(value, int):
-        raise HugepagesError("%s must be a non-negative integer, got %r" % (name, value))
+        raise HugepagesError(f"{name} must be a non-negative integer, got {value!r}")
     if value < 0:
-        raise HugepagesError("%s must be a non-negative integer, got %d" % (name, value))
+        raise HugepagesError(f"{name} must be a non-negative integer, got {value}")
     return value
 
 
@@ -118,12 +117,12 @@ def normalize_node_counts(node_counts, nodes):
     for key, value in node_counts.items():
         match = re.match(r"^(?:node)?(\d+)$", str(key).strip())
         if not match:
-            raise HugepagesError("node_counts: %r is not a NUMA node id; use 0, 1, ... (or node0, node1, ...)" % (key,))
+            raise HugepagesError(f"node_counts: {key!r} is not a NUMA node id; use 0, 1, ... (or node0, node1, ...)")
         node = int(match.group(1))
         if node not in nodes:
-            existing = ", ".join(str(n) for n in nodes) or "none (no NUMA information in %s)" % NODE_DIR
-            raise HugepagesError("node_counts: NUMA node %d does not exist; this machine has nodes: %s" % (node, existing))
-        result[node] = check_count("node_counts[%s]" % key, value)
+            existing = ", ".join(str(n) for n in nodes) or f"none (no NUMA information in {NODE_DIR})"
+            raise HugepagesError(f"node_counts: NUMA node {node} does not exist; this machine has nodes: {existing}")
+        result[node] = check_count(f"node_counts[{key}]", value)
     return result
 
 
@@ -144,7 +143,7 @@ def read_pages(kernel, size_kb, nodes):
     }
     per_node = {}
     for node in nodes:
-        per_node["node%d" % node] = {
+        per_node[f"node{node}"] = {
             "nr": kernel.read_int(node_path(node, size_kb, "nr_hugepages"), 0),
             "free": kernel.read_int(node_path(node, size_kb, "free_hugepages"), 0),
             "surplus": kernel.read_int(node_path(node, size_kb, "surplus_hugepages"), 0),
@@ -156,7 +155,7 @@ def desired_pools(count, node_counts):
     """Target name ("total" or "nodeN") -> requested persistent pages."""
     if count is not None:
         return {"total": count}
-    return dict(("node%d" % node, value) for node, value in sorted((node_counts or {}).items()))
+    return dict((f"node{node}", value) for node, value in sorted((node_counts or {}).items()))
 
 
 def _entry(pages, target):
@@ -287,14 +286,14 @@ def cmdline_conflict(running, size_kb, count, node_counts):
     raw = running["pages"].get(size_kb)
     if wanted is None or raw is None or parse_pages_value(raw) == wanted:
         return None
-    return ("the running kernel command line (%s) has hugepages=%s for %s pages, which conflicts with the requested %s; "
-            "remove it from the boot loader configuration, or use persist: cmdline to replace it"
-            % (CMDLINE, raw, size_label(size_kb), _format_pages_value(wanted)))
+    return (f"the running kernel command line ({CMDLINE}) has hugepages={raw} for {size_label(size_kb)} pages, which "
+            f"conflicts with the requested {_format_pages_value(wanted)}; remove it from the boot loader configuration, "
+            "or use persist: cmdline to replace it")
 
 
 def _format_pages_value(value):
     if isinstance(value, dict):
-        return ",".join("%d:%d" % (node, pages) for node, pages in sorted(value.items()))
+        return ",".join(f"{node}:{pages}" for node, pages in sorted(value.items()))
     return str(value)
 
 
@@ -302,13 +301,13 @@ def cmdline_args(size_kb, count, node_counts, set_default, thp_enabled):
     """Kernel parameters that reserve the request at boot."""
     args = []
     if set_default:
-        args.append("default_hugepagesz=%s" % size_label(size_kb))
+        args.append(f"default_hugepagesz={size_label(size_kb)}")
     wanted = _requested_pages_value(count, node_counts)
     if wanted is not None:
-        args.append("hugepagesz=%s" % size_label(size_kb))
-        args.append("hugepages=%s" % _format_pages_value(wanted))
+        args.append(f"hugepagesz={size_label(size_kb)}")
+        args.append(f"hugepages={_format_pages_value(wanted)}")
     if thp_enabled is not None:
-        args.append("transparent_hugepage=%s" % thp_enabled)
+        args.append(f"transparent_hugepage={thp_enabled}")
     return args
 
 
@@ -327,16 +326,16 @@ def cmdline_satisfied(running, size_kb, count, node_counts, set_default, thp_ena
 def sysctl_content(count, overcommit):
     lines = ["# Managed by dlnode.gpu (hugepages module): changes here are overwritten."]
     if count is not None:
-        lines.append("vm.nr_hugepages = %d" % count)
+        lines.append(f"vm.nr_hugepages = {count}")
     if overcommit is not None:
-        lines.append("vm.nr_overcommit_hugepages = %d" % overcommit)
+        lines.append(f"vm.nr_overcommit_hugepages = {overcommit}")
     return "\n".join(lines) + "\n"
 
 
 def boot_config_content(settings):
     """Config for the boot unit: one "path value" line per kernel file to write, in order."""
     lines = ["# Managed by dlnode.gpu (hugepages module): written to /sys at boot by the dlnode hugepages unit."]
-    lines.extend("%s %s" % (path, value) for path, value in settings)
+    lines.extend(f"{path} {value}" for path, value in settings)
     return "\n".join(lines) + "\n"
 
 
@@ -351,10 +350,10 @@ def boot_page_settings(size_kb, desired, overcommit):
 def unit_content(config_dir):
     """A oneshot unit that replays every *.conf in config_dir early at boot."""
     # $$ is systemd's escape for a literal $ in ExecStart; only /sys paths are written.
-    script = ("for f in %s/*.conf; do [ -f \"$$f\" ] || continue; "
+    script = (f"for f in {config_dir}/*.conf; do [ -f \"$$f\" ] || continue; "
               "while read -r path value; do case \"$$path\" in /sys/*) "
               "echo \"$$value\" > \"$$path\" || echo \"dlnode-hugepages: cannot write $$value to $$path\" >&2 ;; esac; "
-              "done < \"$$f\"; done" % config_dir)
+              "done < \"$$f\"; done")
     return "\n".join([
         "# Managed by dlnode.gpu (hugepages module): changes here are overwritten.",
         "[Unit]",
@@ -364,12 +363,12 @@ def unit_content(config_dir):
         "After=local-fs.target",
         "Before=sysinit.target shutdown.target",
         "Conflicts=shutdown.target",
-        "ConditionPathIsDirectory=%s" % config_dir,
+        f"ConditionPathIsDirectory={config_dir}",
         "",
         "[Service]",
         "Type=oneshot",
         "RemainAfterExit=yes",
-        "ExecStart=/bin/sh -c '%s'" % script,
+        f"ExecStart=/bin/sh -c '{script}'",
         "",
         "[Install]",
         "WantedBy=sysinit.target",
@@ -378,12 +377,12 @@ def unit_content(config_dir):
 
 
 def thp_path(name):
-    return "%s/%s" % (THP_DIR, name)
+    return f"{THP_DIR}/{name}"
 
 
 def read_thp(kernel, name):
     """(current, choices) of a transparent huge page setting ("enabled" or "defrag")."""
     text = kernel.read(thp_path(name))
     if text is None:
-        raise HugepagesError("thp_%s: transparent huge pages are not available on this kernel (%s is missing)" % (name, thp_path(name)))
+        raise HugepagesError(f"thp_{name}: transparent huge pages are not available on this kernel ({thp_path(name)} is missing)")
     return parse_bracketed(text)

@@ -32,15 +32,15 @@ class IoSchedulerError(DlnodeError):
 def canonical_scheduler(name):
     """mq-era name for a requested scheduler; refuses the removed single-queue ones."""
     if name in REMOVED:
-        raise IoSchedulerError("scheduler=%s: the %s scheduler was removed in Linux 5.0, use none / bfq (or mq-deadline, kyber)" % (name, name))
+        raise IoSchedulerError(f"scheduler={name}: the {name} scheduler was removed in Linux 5.0, use none / bfq (or mq-deadline, kyber)")
     name = ALIASES.get(name, name)
     if name not in SCHEDULERS:
-        raise IoSchedulerError("scheduler=%s is not a scheduler; choose one of: %s" % (name, ", ".join(SCHEDULERS)))
+        raise IoSchedulerError(f"scheduler={name} is not a scheduler; choose one of: {', '.join(SCHEDULERS)}")
     return name
 
 
 def queue_path(name, attr):
-    return "%s/%s/queue/%s" % (BLOCK_DIR, name, attr)
+    return f"{BLOCK_DIR}/{name}/queue/{attr}"
 
 
 def _is_glob(text):
@@ -49,10 +49,10 @@ def _is_glob(text):
 
 def partition_parent(kernel, name):
     """Parent disk of a partition, or None if name is not a partition."""
-    if not kernel.exists("%s/%s/partition" % (CLASS_DIR, name)):
+    if not kernel.exists(f"{CLASS_DIR}/{name}/partition"):
         return None
     # /sys/class/block/sda1 -> .../block/sda/sda1: the parent is the directory above.
-    return kernel.realpath("%s/%s" % (CLASS_DIR, name)).rstrip("/").split("/")[-2]
+    return kernel.realpath(f"{CLASS_DIR}/{name}").rstrip("/").split("/")[-2]
 
 
 def select_devices(kernel, patterns):
@@ -77,8 +77,8 @@ def select_devices(kernel, patterns):
         else:
             parent = partition_parent(kernel, pattern)
             if parent:
-                raise IoSchedulerError("devices: %s is a partition; I/O schedulers belong to the whole disk: use %s" % (pattern, parent))
-            raise IoSchedulerError("devices: %s is not a block device on this host; block devices: %s" % (pattern, ", ".join(disks) or "none"))
+                raise IoSchedulerError(f"devices: {pattern} is a partition; I/O schedulers belong to the whole disk: use {parent}")
+            raise IoSchedulerError(f"devices: {pattern} is not a block device on this host; block devices: {', '.join(disks) or 'none'}")
     return sorted(set(selected)), unmatched
 
 
@@ -111,7 +111,7 @@ def device_info(kernel, name):
     text = kernel.read(queue_path(name, "scheduler"))
     current, choices = parse_bracketed(text) if text is not None else (None, [])
     info = {
-        "transport": transport(name, kernel.realpath("%s/%s" % (BLOCK_DIR, name))),
+        "transport": transport(name, kernel.realpath(f"{BLOCK_DIR}/{name}")),
         "rotational": kernel.read(queue_path(name, "rotational")) == "1",
         "has_scheduler_file": text is not None,
         "scheduler": current,
@@ -142,7 +142,7 @@ def skip_reason(info, scheduler, settings):
             return "queue/scheduler offers only none: this device has no selectable I/O scheduler"
     for attr in settings:
         if info[attr] is None:
-            return "no queue/%s file on this device" % attr
+            return f"no queue/{attr} file on this device"
     return None
 
 
@@ -176,11 +176,11 @@ def rules_content(names, scheduler, settings):
     """udev rules that reapply the request to each disk by kernel name, sorted so re-runs compare equal."""
     assignments = []
     if scheduler is not None:
-        assignments.append('ATTR{queue/scheduler}="%s"' % scheduler)
+        assignments.append(f'ATTR{{queue/scheduler}}="{scheduler}"')
     for attr in QUEUE_SETTINGS:
         if attr in settings:
-            assignments.append('ATTR{queue/%s}="%d"' % (attr, settings[attr]))
+            assignments.append(f'ATTR{{queue/{attr}}}="{settings[attr]}"')
     lines = ["# Managed by dlnode.gpu (io_scheduler module): changes here are overwritten."]
     for name in sorted(names):
-        lines.append('ACTION=="add|change", SUBSYSTEM=="block", ENV{DEVTYPE}=="disk", KERNEL=="%s", %s' % (name, ", ".join(assignments)))
+        lines.append(f'ACTION=="add|change", SUBSYSTEM=="block", ENV{{DEVTYPE}}=="disk", KERNEL=="{name}", ' + ", ".join(assignments))
     return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ import re
 
 from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
 from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
+from ansible_collections.dlnode.gpu.plugins.module_utils.kernel import sysfs
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_:@-]+)+$")
 HEADER = "# Managed by Ansible (dlnode.gpu). Local changes are overwritten.\n"
@@ -45,8 +46,13 @@ def render(wanted):
     return HEADER + "".join(f"{key} = {value}\n" for key, value in wanted.items())
 
 
+def proc_key(key):
+    """The key's file under /proc/sys (vm.swappiness: /proc/sys/vm/swappiness)."""
+    return os.path.join("/proc/sys", *key.split("."))
+
+
 def proc_path(key):
-    return files.host_path(os.path.join("/proc/sys", *key.split(".")))
+    return files.host_path(proc_key(key))
 
 
 def read_value(key):
@@ -80,9 +86,8 @@ def apply_runtime(changes):
     refused = {}
     for key, change in changes.items():
         try:
-            with open(proc_path(key), "w", encoding="utf-8") as handle:
-                handle.write(change["after"])
-        except OSError as err:
+            sysfs.write_text(files.ROOT, proc_key(key), change["after"])
+        except sysfs.SysfsError as err:
             if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
                 refused[key] = f"the kernel refused the write ({os.strerror(err.errno)})"
                 continue

@@ -27,16 +27,15 @@ def translate_os_error(exc, path, action):
     code = exc.errno
     reason = os.strerror(code) if code else str(exc)
     if code == errno.EROFS:
-        msg = ("cannot %s %s: read-only file system; /sys or /proc is mounted read-only "
-               "(as in most containers): remount rw or run on the host" % (action, path))
+        msg = f"cannot {action} {path}: read-only file system; /sys or /proc is mounted read-only (as in most containers): remount rw or run on the host"
     elif code in (errno.EACCES, errno.EPERM):
-        msg = "cannot %s %s: %s; run as root (become: true), or in a container remount rw or run on the host" % (action, path, reason)
+        msg = f"cannot {action} {path}: {reason}; run as root (become: true), or in a container remount rw or run on the host"
     elif code == errno.ENOENT:
-        msg = "cannot %s %s: it does not exist on this kernel" % (action, path)
+        msg = f"cannot {action} {path}: it does not exist on this kernel"
     elif code == errno.EINVAL:
-        msg = "cannot %s %s: the kernel rejected the value (%s)" % (action, path, reason)
+        msg = f"cannot {action} {path}: the kernel rejected the value ({reason})"
     else:
-        msg = "cannot %s %s: %s" % (action, path, reason)
+        msg = f"cannot {action} {path}: {reason}"
     return SysfsError(msg, path=path, errno_value=code)
 
 
@@ -59,7 +58,7 @@ def read_int(root, path, default=None):
     try:
         return int(text.split()[0])
     except (ValueError, IndexError) as exc:
-        raise SysfsError("cannot read %s: expected an integer, found %r" % (path, text), path=path) from exc
+        raise SysfsError(f"cannot read {path}: expected an integer, found {text!r}", path=path) from exc
 
 
 def list_dir(root, path):
@@ -83,11 +82,11 @@ def write_text(root, path, value):
     try:
         fd = os.open(host_path(root, path), os.O_WRONLY | os.O_TRUNC)
         try:
-            os.write(fd, ("%s\n" % value).encode("utf-8"))
+            os.write(fd, (f"{value}\n").encode("utf-8"))
         finally:
             os.close(fd)
     except OSError as exc:
-        raise translate_os_error(exc, path, "write %s to" % value) from exc
+        raise translate_os_error(exc, path, f"write {value} to") from exc
 
 
 def write_and_read_back(root, path, value):

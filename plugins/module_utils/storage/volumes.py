@@ -130,7 +130,7 @@ def validate(volumes, binds, resolve, users=None, groups=None):
             mkfs_options=list(MKFS_DEFAULTS[fstype] if vol.get("mkfs_options") is None else vol["mkfs_options"]),
             label=label, mount=mount, mount_options=[o for o in options if o != "nofail"],
             owner=vol.get("owner"), group=vol.get("group"),
-            mode=None if mode is None else "%04o" % int(str(mode), 8), wipe=wipe,
+            mode=None if mode is None else f"{int(str(mode), 8):04o}", wipe=wipe,
         ))
     mounts = {v["mount"]: v["name"] for v in out if v["mount"]}
     checked_binds = []
@@ -146,7 +146,7 @@ def validate(volumes, binds, resolve, users=None, groups=None):
         # The volume whose mount point holds the source: the bind waits for it at boot.
         under = [m for m in mounts if source.startswith(m.rstrip("/") + "/")]
         checked_binds.append(dict(source=source, path=path, owner=bind.get("owner"), group=bind.get("group"),
-                                  mode=None if mode is None else "%04o" % int(str(mode), 8),
+                                  mode=None if mode is None else f"{int(str(mode), 8):04o}",
                                   requires=max(under, key=len) if under else None))
     return out, checked_binds
 

@@ -37,8 +37,8 @@ def test_applies_file_and_runtime_then_is_idempotent(node, run_module):
     request = args(node, **{"vm.swappiness": 10, "net.ipv4.tcp_rmem": [4096, 87380, 134217728]})
     result, failed = run_module(sysctl_profile, request)
     assert not failed and result["changed"]
-    assert value(node, "vm/swappiness") == "10"
-    assert value(node, "net/ipv4/tcp_rmem") == "4096 87380 134217728"
+    assert value(node, "vm/swappiness") == "10\n"
+    assert value(node, "net/ipv4/tcp_rmem") == "4096 87380 134217728\n"
     assert result["runtime"]["vm.swappiness"] == {"before": "60", "after": "10"}
     text = (node / "etc/sysctl.d/90-dlnode.conf").read_text()
     assert "net.ipv4.tcp_rmem = 4096 87380 134217728\nvm.swappiness = 10\n" in text
@@ -75,14 +75,14 @@ def test_read_only_key_is_reported_not_fatal(node, run_module, monkeypatch):
 
 
 def test_refused_write_is_reported_and_can_fail(node, run_module, monkeypatch):
-    real_open = open
+    real_open = os.open
 
-    def refusing_open(path, mode="r", *rest, **kw):
-        if "w" in mode and str(path).endswith("rmem_max"):
+    def refusing_open(path, flags, *rest):
+        if flags & os.O_WRONLY and str(path).endswith("rmem_max"):
             raise PermissionError(13, "Permission denied")
-        return real_open(path, mode, *rest, **kw)
+        return real_open(path, flags, *rest)
 
-    monkeypatch.setattr("builtins.open", refusing_open)
+    monkeypatch.setattr(os, "open", refusing_open)
     result, failed = run_module(sysctl_profile, args(node, **{"net.core.rmem_max": 268435456}))
     assert not failed and "refused the write" in result["unsettable"]["net.core.rmem_max"]
     request = dict(args(node, **{"net.core.rmem_max": 268435456}), unsettable="fail")
