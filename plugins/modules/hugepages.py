@@ -269,7 +269,8 @@ def check_persist(params, size_kb, default_kb, node_counts):
     if persist == "sysctl":
         if size_kb != default_kb:
             raise hp.HugepagesError(
-                f"persist=sysctl only covers the default huge page size ({hp.size_label(default_kb)}), not {hp.size_label(size_kb)}: use persist: boot_unit or persist: cmdline")
+                f"persist=sysctl only covers the default huge page size ({hp.size_label(default_kb)}), "
+                f"not {hp.size_label(size_kb)}: use persist: boot_unit or persist: cmdline")
         if node_counts is not None:
             raise hp.HugepagesError("persist=sysctl can't hold node_counts (vm.nr_hugepages is global): use persist: boot_unit or persist: cmdline")
         if params["thp_enabled"] or params["thp_defrag"]:
@@ -288,7 +289,8 @@ def write_pool(kernel, path, value, size_kb):
         # EINVAL here means this kernel can't allocate gigantic pages at runtime at all.
         if exc.errno == errno.EINVAL and size_kb >= hp.GIGANTIC_KB:
             raise hp.HugepagesError(
-                f"the kernel refused to allocate {hp.size_label(size_kb)} huge pages at runtime (writing {value} to {path} failed: EINVAL); reserve them at boot with persist: cmdline") from exc
+                f"the kernel refused to allocate {hp.size_label(size_kb)} huge pages at runtime "
+                f"(writing {value} to {path} failed: EINVAL); reserve them at boot with persist: cmdline") from exc
         raise
 
 

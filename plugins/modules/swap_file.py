@@ -182,7 +182,12 @@ def run(module, result):
     result.update(actions=actions, before=before)
     if "write" in actions:
         # Before anything is done, in check mode too: a swap file must never fill its file system.
-        files.check_space(path, size_mib)
+        directory = os.path.dirname(path)
+        if module.check_mode and not os.path.isdir(files.host_path(directory)):
+            module.warn(f"path: {directory} does not exist yet (a volume an earlier task mounts?): the free space "
+                        f"for {size_mib} MiB is checked when the real run writes the file")
+        else:
+            files.check_space(path, size_mib)
     steps(module, actions, path, size_mib, fstab, state).apply(module)
     after = observe(path, fstab) if actions and not module.check_mode else (predict(before, state, size_mib) if actions else before)
     result.update(changed=bool(actions), after=after, diff=dict(before=before, after=after))

@@ -38,7 +38,7 @@ class Node:
             found = re.search(r'GRUB_CMDLINE_LINUX_DEFAULT="\$\{GRUB_CMDLINE_LINUX_DEFAULT\}(.*)"', dropin.read_text())
             if found:
                 value += found.group(1)
-        self.write("/boot/grub/grub.cfg", "".join(f"\tlinux /vmlinuz-6.1 root=UUID=1 ro {value}\n" for _ in range(2)))
+        self.write("/boot/grub/grub.cfg", f"\tlinux /vmlinuz-6.1 root=UUID=1 ro {value}\n" * 2)
 
     def grubby(self, args):
         if args == ["--info=ALL"]:

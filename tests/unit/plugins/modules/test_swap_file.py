@@ -134,3 +134,15 @@ def test_relative_paths_are_refused(fake_system, run_module, option):
     result, failed = run_module(swap_file, args)
     assert failed and result["msg"] == f"{option} must be an absolute path, got relative.swap"
     assert not (fake_system[0] / "swapfile").exists() and not fake_system[1]
+
+
+def test_check_mode_on_a_directory_not_made_yet_warns_and_predicts(fake_system, run_module, warnings):
+    """A swap file on a volume that an earlier task of the same run mounts (the storage role)."""
+    root = fake_system[0]
+    args = dict(path=str(root / "data/swapfile"), size_mib=2, fstab=str(root / "fstab"))
+    result, failed = run_module(swap_file, args, check_mode=True)
+    assert not failed and result["actions"] == ["write", "mkswap", "fstab", "swapon"]
+    assert warnings == [f"path: {root}/data does not exist yet (a volume an earlier task mounts?): the free space "
+                        "for 2 MiB is checked when the real run writes the file"]
+    result, failed = run_module(swap_file, args)
+    assert failed and result["msg"] == f"path: cannot create {root}/data/swapfile: the directory {root}/data does not exist"
