@@ -167,8 +167,9 @@ after:
   sample: {permanent: {networks: [10.10.0.0/16], ports: []}, runtime: {networks: [10.10.0.0/16], ports: []}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.commands import CommandError, Commands
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import run_module
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.plans import Plan, Step
 from ansible_collections.dlnode.gpu.plugins.module_utils.network import firewall as fw
 
 ARGUMENT_SPEC = dict(
@@ -179,46 +180,22 @@ ARGUMENT_SPEC = dict(
     policy=dict(type="str", default="dlnode-ports"),
     comment=dict(type="str", default="dlnode-cluster"),
 )
-C_LOCALE = dict(LANG="C", LC_ALL="C", LC_MESSAGES="C")
 PACKAGES = {"firewall-cmd": "firewalld", "ufw": "ufw"}
-
-
-class Commands:
-    """Runs firewall-cmd and ufw with argument lists, the binaries found by get_bin_path."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def installed(self, name):
-        return self.module.get_bin_path(name) is not None
-
-    def call(self, name, args):
-        """(rc, stdout, stderr) of NAME ARGS; a missing binary is an error that says what to install."""
-        binary = self.module.get_bin_path(name)
-        if binary is None:
-            raise fw.FirewallError(f"{name} is not installed: install {PACKAGES[name]}")
-        return self.module.run_command([binary, *args], environ_update=C_LOCALE)
-
-    def run(self, name, args):
-        rc, out, err = self.call(name, args)
-        if rc != 0:
-            raise fw.FirewallError(f"{name} {' '.join(args)} failed (rc {rc}): {(err or out).strip()}")
-        return out
 
 
 def firewalld_state(commands):
     """(running, why not) from firewall-cmd --state."""
-    if not commands.installed("firewall-cmd"):
+    if not commands.path("firewall-cmd"):
         return False, "firewall-cmd is not installed"
-    rc, out, err = commands.call("firewall-cmd", ["--state"])
+    rc, out, err = commands.result("firewall-cmd", "--state")
     return rc == 0 and out.strip() == "running", (out or err).strip()
 
 
 def ufw_state(commands):
     """(active, why not) from the first line of ufw status."""
-    if not commands.installed("ufw"):
+    if not commands.path("ufw"):
         return False, "ufw is not installed"
-    status = commands.run("ufw", ["status"]).strip()
+    status = commands.run("ufw", "status").strip()
     return status.startswith("Status: active"), status.splitlines()[0] if status else "no status"
 
 
@@ -241,8 +218,8 @@ def pick_backend(choice, commands):
 def read_firewalld(commands, ports):
     state = {}
     for scope, prefix in (("permanent", ["--permanent"]), ("runtime", [])):
-        zones = fw.parse_listing(commands.run("firewall-cmd", prefix + ["--list-all-zones"]))
-        rc, out, err = commands.call("firewall-cmd", prefix + ["--list-all-policies"])
+        zones = fw.parse_listing(commands.run("firewall-cmd", *prefix, "--list-all-zones"))
+        rc, out, err = commands.result("firewall-cmd", *prefix, "--list-all-policies")
         if rc != 0 and ports:
             raise fw.FirewallError(f"ports: this firewalld has no policies (firewall-cmd --list-all-policies: "
                                    f"{(err or out).strip()}); they need firewalld 0.9 or later: list networks instead")
@@ -279,7 +256,7 @@ class Ufw:
         self.comment = params["comment"]
 
     def read(self):
-        return fw.parse_ufw_added(self.commands.run("ufw", ["show", "added"]))
+        return fw.parse_ufw_added(self.commands.run("ufw", "show", "added"))
 
     def plan(self, state):
         return fw.plan_ufw(state, self.comment, self.networks, self.ports)
@@ -294,50 +271,52 @@ class Ufw:
 BACKENDS = {"firewalld": Firewalld, "ufw": Ufw}
 
 
+def steps_of(commands, binary, argvs):
+    """The planned commands as a plan, each step running one."""
+    return Plan(Step(binary, " ".join(argv), text=" ".join([binary, *argv]),
+                     call=lambda argv=argv: commands.run(binary, *argv)) for argv in argvs)
+
+
 def run(module, result):
     """Plan from the firewall's state, apply the difference, read it back."""
     params = module.params
     networks = fw.parse_networks(params["networks"])
     ports = fw.parse_ports(params["ports"])
     fw.check_names(params["zone"], params["policy"], params["comment"])
-    result.update(networks=networks, ports=ports)
+    result.update(networks=networks, ports=ports, diff=dict(before={}, after={}))
 
-    commands = Commands(module)
+    commands = Commands(module, PACKAGES)
     name, active, reason = pick_backend(params["backend"], commands)
     result.update(backend=name or "none", active=active, reason=reason)
     if name is None:
         return
     backend = BACKENDS[name](commands, params, networks, ports)
     state = backend.read()
-    steps = backend.plan(state)
-    result.update(changed=bool(steps), commands=[[backend.binary, *step] for step in steps], before=backend.view(state))
-    if module.check_mode or not steps:
-        result["after"] = backend.predicted() if steps else result["before"]
+    argvs = backend.plan(state)
+    plan = steps_of(commands, backend.binary, argvs)
+    result.update(changed=plan.changed, commands=[[backend.binary, *argv] for argv in argvs], before=backend.view(state))
+    if module.check_mode or not plan.changed:
+        result["after"] = backend.predicted() if plan.changed else result["before"]
+        result["diff"] = dict(before=result["before"], after=result["after"])
         return
-    for done, step in enumerate(steps):
-        try:
-            commands.run(backend.binary, step)
-        except fw.FirewallError as exc:
-            raise fw.FirewallError(f"{exc} ({done} of the {len(steps)} planned commands had run; "
-                                   "a new run plans again from what is there)") from exc
+    try:
+        plan.apply(module)
+    except CommandError as exc:
+        done = sum(step.applied for step in plan)
+        raise fw.FirewallError(f"{exc} ({done} of the {len(plan)} planned commands had run; "
+                               "a new run plans again from what is there)") from exc
     state = backend.read()
     left = backend.plan(state)
     result["after"] = backend.view(state)
+    result["diff"] = dict(before=result["before"], after=result["after"])
     if left:
         raise fw.FirewallError(f"{name} did not keep the change: after the run these commands are still needed: "
                                + "; ".join(" ".join([backend.binary, *step]) for step in left))
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    result = dict(changed=False, backend="none", active=False, reason="", networks=[], ports=[], commands=[],
-                  before={}, after={})
-    try:
-        run(module, result)
-    except fw.FirewallError as exc:
-        module.fail_json(msg=str(exc), **result)
-    result["diff"] = dict(before=result["before"], after=result["after"])
-    module.exit_json(**result)
+    run_module(ARGUMENT_SPEC, run, result=dict(backend="none", active=False, reason="", networks=[], ports=[],
+                                               commands=[], before={}, after={}))
 
 
 if __name__ == "__main__":

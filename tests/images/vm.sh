@@ -3,7 +3,7 @@
 # reads no partition tables and has no md driver, a VM's Debian kernel has both.
 #   tests/images/vm.sh build   root disk, kernel and initrd from the node image (rebuilt only
 #                              when this recipe changes), with Debian's linux-image-amd64,
-#                              openssh-server and the disk tools, root login by key
+#                              openssh-server, the disk tools and GRUB's update-grub, root login by key
 #   tests/images/vm.sh boot    start it in the background (root disk in snapshot mode: every
 #                              boot starts from the same fresh disk) and wait for SSH
 #   tests/images/vm.sh stop    power it off (ACPI, then kill)
@@ -51,7 +51,10 @@ printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/pol
 apt-get -qq update
 # The disk tools the storage role installs are there already: a run under emulation is slow.
 apt-get -qq install -y --no-install-recommends linux-image-amd64 initramfs-tools udev kmod dbus \
-  openssh-server iproute2 mdadm xfsprogs e2fsprogs fdisk >/dev/null
+  openssh-server iproute2 mdadm xfsprogs e2fsprogs fdisk grub2-common >/dev/null
+# GRUB's configuration tools as on a server (grub-install made /boot/grub there); the VM itself
+# boots its kernel directly.
+mkdir -p /boot/grub
 rm -f /usr/sbin/policy-rc.d
 echo '/dev/vda / ext4 rw,errors=remount-ro 0 1' > /etc/fstab
 : > /etc/machine-id

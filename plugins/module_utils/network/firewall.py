@@ -12,6 +12,8 @@ import ipaddress
 import re
 import shlex
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
+
 # A zone that accepts everything from its sources, like firewalld's own "trusted" zone.
 ZONE_TARGET = "ACCEPT"
 # A policy from every zone to the host itself: its ports are open to every source.
@@ -27,7 +29,7 @@ PORT_RE = re.compile(r"^(\d+)(?:-(\d+))?/(tcp|udp)$")
 LISTED_PORT_RE = re.compile(r"^(\d+)(?:[-:](\d+))?/([a-z]+)$")
 
 
-class FirewallError(Exception):
+class FirewallError(DlnodeError):
     """Bad input or a refusal: the message names the option, what was found and what to do."""
 
 
