@@ -44,14 +44,14 @@ EXAMPLES = r"""
 
 - name: Stop when the GPUs are there but the driver is not
   ansible.builtin.fail:
-    msg: "NVIDIA GPU found but NVML is unusable: {{ dlnode_gpu.reason }}"
-  when: dlnode_gpu.present and not dlnode_gpu.nvml_available
+    msg: "NVIDIA GPU found but NVML is unusable: {{ ansible_facts['dlnode_gpu'].reason }}"
+  when: ansible_facts['dlnode_gpu'].present and not ansible_facts['dlnode_gpu'].nvml_available
 
 - name: Show the power limit of each GPU
   ansible.builtin.debug:
     msg: "GPU {{ item.index }} {{ item.name }}: {{ item.power.limit_w }} W"
-  loop: "{{ dlnode_gpu.gpus }}"
-  when: dlnode_gpu.nvml_available
+  loop: "{{ ansible_facts['dlnode_gpu'].gpus }}"
+  when: ansible_facts['dlnode_gpu'].nvml_available
 """
 
 RETURN = r"""

@@ -149,7 +149,9 @@ def test_check_mode_on_a_fresh_device_plans_and_leaves_it_blank(host, disks):
     ({"name": "x", "devices": ["/dev/nope"], "mount": "/x"}, "device /dev/nope does not exist"),
     ({"name": "x", "devices": ["/dev/loop-a", "/dev/loop-b"], "raid_level": 10, "mount": "/x"},
      "volumes[0] (x).raid_level 10 needs at least 4 devices, got 2"),
-    ({"name": "x", "devices": ["/dev/nope"], "mount": "x"}, "volumes[0] (x).mount must be a normalized absolute path"),
+    # Refused by the role's first task, before the module runs.
+    ({"name": "x", "devices": ["/dev/nope"], "mount": "x"},
+     "storage_volumes[0].mount: got 'x'; allowed: an absolute path other than /"),
     ({"name": "x", "devices": ["/dev/nope"], "fstype": "btrfs", "mount": "/x"}, "fstype"),
 ])
 def test_bad_input_gets_a_clear_message(volume, message):
