@@ -31,19 +31,24 @@ def host_path(path, root=None):
     return os.path.join(ROOT if root is None else root, path.lstrip("/"))
 
 
-def os_error(exc, path, action):
-    """An OSError as a FileError whose message says what to do about it."""
+# What to say after "cannot <action> <path>: " for an errno; {reason} is the system's words.
+MESSAGES = {
+    errno.EACCES: "{reason}; run as root (become: true)",
+    errno.EPERM: "{reason}; run as root (become: true)",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on its file system",
+}
+
+
+def os_error(exc, path, action, messages=None, error=FileError):
+    """An OSError as a FileError (or `error`) whose message says what to do about it.
+
+    ``messages`` adds or replaces entries of MESSAGES for one kind of file (kernel files).
+    """
     code = exc.errno
     reason = os.strerror(code) if code else str(exc)
-    if code in (errno.EACCES, errno.EPERM):
-        msg = f"cannot {action} {path}: {reason}; run as root (become: true)"
-    elif code == errno.EROFS:
-        msg = f"cannot {action} {path}: read-only file system"
-    elif code == errno.ENOSPC:
-        msg = f"cannot {action} {path}: no space left on its file system"
-    else:
-        msg = f"cannot {action} {path}: {reason}"
-    return FileError(msg, path=path, errno_value=code)
+    template = {**MESSAGES, **(messages or {})}.get(code, "{reason}")
+    return error(f"cannot {action} {path}: " + template.format(reason=reason), path=path, errno_value=code)
 
 
 def read(path, root=None):

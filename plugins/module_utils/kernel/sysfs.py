@@ -22,21 +22,20 @@ def host_path(root, path):
     return files.host_path(path, root)
 
 
+# Kernel files: what /sys and /proc answer, and what to do about it.
+MESSAGES = {
+    errno.EROFS: ("read-only file system; /sys or /proc is mounted read-only (as in most containers): "
+                  "remount rw or run on the host"),
+    errno.EACCES: "{reason}; run as root (become: true), or in a container remount rw or run on the host",
+    errno.EPERM: "{reason}; run as root (become: true), or in a container remount rw or run on the host",
+    errno.ENOENT: "it does not exist on this kernel",
+    errno.EINVAL: "the kernel rejected the value ({reason})",
+}
+
+
 def translate_os_error(exc, path, action):
     """Turn an OSError into a SysfsError whose message says what to do about it."""
-    code = exc.errno
-    reason = os.strerror(code) if code else str(exc)
-    if code == errno.EROFS:
-        msg = f"cannot {action} {path}: read-only file system; /sys or /proc is mounted read-only (as in most containers): remount rw or run on the host"
-    elif code in (errno.EACCES, errno.EPERM):
-        msg = f"cannot {action} {path}: {reason}; run as root (become: true), or in a container remount rw or run on the host"
-    elif code == errno.ENOENT:
-        msg = f"cannot {action} {path}: it does not exist on this kernel"
-    elif code == errno.EINVAL:
-        msg = f"cannot {action} {path}: the kernel rejected the value ({reason})"
-    else:
-        msg = f"cannot {action} {path}: {reason}"
-    return SysfsError(msg, path=path, errno_value=code)
+    return files.os_error(exc, path, action, MESSAGES, SysfsError)
 
 
 def read_text(root, path, default=None):
