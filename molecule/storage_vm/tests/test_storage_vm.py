@@ -1,6 +1,8 @@
 """GPT partitions and md RAID 0 built by the storage role, on loop devices inside a Debian 12 VM."""
 from __future__ import annotations
 
+import json
+
 
 def blkid(host, path):
     out = host.run(f"blkid -p -o export {path}").stdout
@@ -51,3 +53,36 @@ def test_a_remount_from_fstab_brings_both_back(host):
     with host.sudo():
         assert host.run("umount /data /fast && mount --all").rc == 0
     assert host.mount_point("/data").exists and host.mount_point("/fast").exists
+
+
+def test_kernel_cmdline_through_the_real_grub(host):
+    """The VM has GRUB's update-grub and a kernel of its own: dlnode.gpu.kernel_cmdline for real."""
+    dropin = "/etc/default/grub.d/90-dlnode-vmtest.cfg"
+
+    def cmdline(*args, check=False):
+        module_args = json.dumps({"name": "vmtest", "args": list(args), "grub_dropin": dropin})
+        return host.ansible("dlnode.gpu.kernel_cmdline", module_args, check=check, become=True)
+
+    def linux_lines():
+        """The normal entries; recovery entries (`single`) get GRUB_CMDLINE_LINUX only."""
+        return [line for line in host.file("/boot/grub/grub.cfg").content_string.splitlines()
+                if line.split()[:1] == ["linux"] and "single" not in line.split()]
+
+    predicted = cmdline("iommu=pt", "nvidia-drm.modeset=1", check=True)
+    assert predicted["changed"] and predicted["bootloader"] == "grub" and predicted["reboot_required"], predicted
+    assert predicted["plan"] == [f"{dropin}: append iommu=pt nvidia-drm.modeset=1",
+                                 "update-grub: regenerate /boot/grub/grub.cfg"]
+    assert not host.file(dropin).exists
+
+    done = cmdline("iommu=pt", "nvidia-drm.modeset=1")
+    assert done["changed"] and done["added"] == ["iommu=pt", "nvidia-drm.modeset=1"], done
+    assert linux_lines() and all("iommu=pt nvidia-drm.modeset=1" in line for line in linux_lines())
+    assert done["reboot_reasons"] == ["vmtest: kernel command line lacks iommu=pt nvidia-drm.modeset=1"]
+    assert not cmdline("iommu=pt", "nvidia-drm.modeset=1")["changed"]
+
+    dropped = cmdline("iommu=pt")
+    assert dropped["changed"] and dropped["removed"] == ["nvidia-drm.modeset=1"], dropped
+    assert all("iommu=pt" in line and "nvidia-drm" not in line for line in linux_lines())
+    gone = cmdline()
+    assert gone["changed"] and not host.file(dropin).exists, gone
+    assert linux_lines() and not any("iommu=pt" in line for line in linux_lines())

@@ -43,12 +43,18 @@ def dropin_args(text):
     return found.group(1).split() if found else []
 
 
+# Recovery entries get GRUB_CMDLINE_LINUX only, not _DEFAULT: Debian boots them `single`,
+# Ubuntu `recovery nomodeset`.
+RECOVERY = ("single", "recovery")
+
+
 def grub_cfg_entries(text):
-    """The parameters of each `linux` line of a generated grub.cfg."""
+    """The parameters of each normal (not recovery) `linux` line of a generated grub.cfg."""
     entries = []
     for line in (text or "").splitlines():
         words = line.split()
-        if len(words) >= 2 and words[0] in ("linux", "linuxefi", "linux16"):
+        if len(words) >= 2 and words[0] in ("linux", "linuxefi", "linux16") \
+                and not any(word in RECOVERY for word in words[2:]):
             entries.append(words[2:])
     return entries
 

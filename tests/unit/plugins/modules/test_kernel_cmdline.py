@@ -38,7 +38,9 @@ class Node:
             found = re.search(r'GRUB_CMDLINE_LINUX_DEFAULT="\$\{GRUB_CMDLINE_LINUX_DEFAULT\}(.*)"', dropin.read_text())
             if found:
                 value += found.group(1)
-        self.write("/boot/grub/grub.cfg", f"\tlinux /vmlinuz-6.1 root=UUID=1 ro {value}\n" * 2)
+        # As Debian's grub-mkconfig: the recovery entry gets GRUB_CMDLINE_LINUX only.
+        self.write("/boot/grub/grub.cfg", f"\tlinux\t/vmlinuz-6.1 root=UUID=1 ro {value}\n" * 2
+                   + "\tlinux\t/vmlinuz-6.1 root=UUID=1 ro single\n")
 
     def grubby(self, args):
         if args == ["--info=ALL"]:
