@@ -5,7 +5,11 @@ SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
-SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+# Ansible's home per checkout: ansible-lint and Molecule look in its collections before any other,
+# and ~/.ansible is shared by every checkout on the machine.
+export ANSIBLE_HOME := $(CURDIR)/.cache/ansible
+# molecule/default is no test: Molecule only wants it to exist (see its molecule.yml).
+SCENARIOS ?= $(filter-out default,$(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))))
 
 .PHONY: test demo bootstrap nodes collection lint sanity unit molecule
 
@@ -13,7 +17,7 @@ test: lint sanity unit molecule
 	@echo "make test: all passed"
 
 demo: bootstrap nodes collection
-	scripts/demo.sh
+	scripts/gate.sh scripts/demo.sh
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -39,6 +43,6 @@ unit: bootstrap collection
 molecule: bootstrap nodes collection
 	@for s in $(SCENARIOS); do \
 	  echo "== molecule test -s $$s"; start=$$(date +%s); \
-	  molecule test -s $$s; \
+	  scripts/gate.sh molecule test -s $$s; \
 	  echo "== $$s passed in $$(( $$(date +%s) - start )) s"; \
 	done
