@@ -5,22 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 inventory=inventories/demo/hosts.yml
 nodes=$(ansible-inventory -i "$inventory" --list | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["gpu_nodes"]["hosts"]))')
-caps=$(python3 - <<'PY'
-import yaml
-play = yaml.safe_load(open("molecule/shared/create.yml"))[0]
-print(" ".join("--cap-add " + c for c in play["vars"]["__node_capabilities"]))
-PY
-)
-for node in $nodes; do
-  docker rm -f "$node" >/dev/null 2>&1 || true
-  # shellcheck disable=SC2086  # $caps is a list of options
-  docker run -d --name "$node" --hostname "$node" $caps \
-    --security-opt seccomp=unconfined --security-opt apparmor=unconfined --cgroupns host \
-    -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /tmp dlnode/node:debian12 >/dev/null
-done
-for node in $nodes; do
-  docker exec "$node" systemctl is-system-running --wait >/dev/null || true
-done
+# The same node containers as Molecule's (tests/images/nodes.yml), started fresh; its output only if it fails.
+# shellcheck disable=SC2086  # $nodes is a list of names
+started=$(python3 -c 'import json,sys; print(json.dumps({"dlnode_test_nodes": [{"name": n} for n in sys.argv[1:]],
+                                                        "dlnode_test_labels": {"dlnode.demo": "true"}}))' $nodes)
+if ! log=$(ansible-playbook -i localhost, tests/images/nodes.yml -e "$started" 2>&1); then
+  printf '%s\n' "$log" >&2
+  echo "demo: the nodes did not start (ansible-playbook tests/images/nodes.yml above)" >&2
+  exit 1
+fi
 
 # Container nodes share this machine's kernel: hugepages, THP, IO schedulers and the CPU
 # governor would be this machine's, so the demo leaves the tuning role out.

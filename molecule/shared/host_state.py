@@ -14,23 +14,10 @@ import os
 import subprocess
 import sys
 
-# Per network namespace sysctls (net.*) are the container's own and need no restore.
-PATTERNS = [
-    "/proc/sys/vm/*",
-    "/proc/sys/kernel/numa_balancing",
-    "/proc/sys/fs/file-max",
-    "/proc/sys/fs/nr_open",
-    "/proc/sys/fs/inotify/*",
-    "/sys/kernel/mm/hugepages/hugepages-*/nr_hugepages",
-    "/sys/kernel/mm/hugepages/hugepages-*/nr_overcommit_hugepages",
-    "/sys/kernel/mm/transparent_hugepage/enabled",
-    "/sys/kernel/mm/transparent_hugepage/defrag",
-    "/sys/block/loop*/queue/scheduler",
-    "/sys/block/loop*/queue/read_ahead_kb",
-    "/sys/block/loop*/queue/nr_requests",
-    "/sys/block/loop*/queue/rq_affinity",
-    "/sys/block/loop*/queue/nomerges",
-]
+# The kernel settings the roles manage, one glob a line (fingerprint.sh prints the same ones).
+KNOBS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "knobs.txt")
+# Per network namespace sysctls are each container's own and need no restore.
+OWN_PER_NODE = "/proc/sys/net/"
 # Files under these paths that read fine but must never be written back.
 SKIP = {"/proc/sys/vm/drop_caches", "/proc/sys/vm/compact_memory", "/proc/sys/vm/stat_refresh"}
 TEST_FILES = "/var/tmp/dlnode-"
@@ -52,11 +39,16 @@ def swaps() -> list[str]:
         return [line.split()[0] for line in handle.readlines()[1:]]
 
 
+def patterns() -> list[str]:
+    with open(KNOBS, encoding="ascii") as handle:
+        return [line.strip() for line in handle if line.strip() and not line.startswith("#")]
+
+
 def save(path: str) -> None:
     state = {}
-    for pattern in PATTERNS:
+    for pattern in patterns():
         for name in sorted(glob.glob(pattern)):
-            if name in SKIP or not os.access(name, os.W_OK):
+            if name in SKIP or name.startswith(OWN_PER_NODE) or not os.access(name, os.W_OK):
                 continue
             value = read(name)
             if value is not None:

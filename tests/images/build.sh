@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Build the Debian 12 node image the Molecule scenarios and the demo boot: systemd as PID 1
-# and python3, from Debian's archive (Docker Hub is not reachable here). The image carries
-# the hash of this recipe as a label and is rebuilt only when the recipe changes.
-# Usage: tests/images/build.sh [IMAGE]   (default dlnode/node:debian12)
+# Build the Debian 12 node images the Molecule scenarios and the demo boot: systemd as PID 1
+# and python3, from Debian's archive (Docker Hub is not reachable here). Both carry the hash
+# of this recipe as a label and are rebuilt only when the recipe changes.
+#   dlnode/node:debian12-bare  debootstrap minbase with systemd and python3, as an operator's
+#                              fresh server: no python3-apt, which apt's check mode needs
+#   dlnode/node:debian12       the same with python3-apt
+# Usage: tests/images/build.sh
 set -euo pipefail
-image=${1:-dlnode/node:debian12}
+full=dlnode/node:debian12
+bare=dlnode/node:debian12-bare
 recipe=$(sha256sum "$0" | cut -c1-16)
 suite=bookworm
-packages=systemd,systemd-sysv,python3,python3-apt,sudo,udev,kmod,procps,iproute2,ca-certificates
+packages=systemd,systemd-sysv,python3,sudo,udev,kmod,procps,iproute2,ca-certificates
 
-have=$(docker image inspect -f '{{ index .Config.Labels "dlnode.recipe" }}' "$image" 2>/dev/null || true)
-if [ "$have" = "$recipe" ]; then
+label() {
+  docker image inspect -f '{{ index .Config.Labels "dlnode.recipe" }}' "$1" 2>/dev/null || true
+}
+if [ "$(label "$full")" = "$recipe" ] && [ "$(label "$bare")" = "$recipe" ]; then
   exit 0
 fi
 
@@ -31,22 +37,36 @@ mirror=${mirror:-http://deb.debian.org/debian}
 
 rootfs=$(mktemp -d /var/tmp/dlnode-rootfs.XXXXXX)
 trap 'rm -rf "$rootfs"' EXIT
-echo "images: building $image from $suite ($mirror), recipe $recipe"
+quietly() {  # quietly COMMAND...: its output (apt's chatter in a chroot) only if it fails
+  local out
+  if ! out=$("$@" 2>&1); then
+    printf '%s\n' "$out" >&2
+    echo "images: failed: $*" >&2
+    exit 1
+  fi
+}
+echo "images: building $bare and $full from $suite ($mirror), recipe $recipe"
 debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" >/dev/null
-# The same archive the machine uses, with updates and security, and an empty apt cache.
+# The same archive the machine uses, with updates.
 cat > "$rootfs/etc/apt/sources.list" <<LIST
 deb $mirror $suite main
 deb $mirror $suite-updates main
 LIST
 # Package lists as a server has them, so a check-mode run can resolve packages.
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
-chroot "$rootfs" apt-get -qq update
-rm -f "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin
+quietly chroot "$rootfs" apt-get -qq update
 # A node has an empty machine-id, filled at first boot like a real server.
 : > "$rootfs/etc/machine-id"
-tar -C "$rootfs" -c . | docker import \
-  -c 'CMD ["/lib/systemd/systemd"]' \
-  -c 'ENV container=docker' \
-  -c "LABEL dlnode.recipe=$recipe" \
-  - "$image" >/dev/null
-echo "images: $image ready"
+
+save() {  # save IMAGE: the rootfs as it is now, with an empty package cache
+  rm -f "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin
+  tar -C "$rootfs" -c . | docker import \
+    -c 'CMD ["/lib/systemd/systemd"]' \
+    -c 'ENV container=docker' \
+    -c "LABEL dlnode.recipe=$recipe" \
+    - "$1" >/dev/null
+  echo "images: $1 ready"
+}
+save "$bare"
+quietly chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive apt-get -qq install --no-install-recommends python3-apt
+save "$full"

@@ -1,4 +1,4 @@
-"""base_os on a Debian 12 node: state read back from the node itself."""
+"""base_os on Debian 12 nodes, with and without python3-apt at first: state read back from each node."""
 from __future__ import annotations
 
 import pytest
@@ -22,6 +22,12 @@ PROFILE = {
                                   "python3-venv", "curl", "ca-certificates", "gnupg", "chrony"])
 def test_base_packages_installed(host, name):
     assert host.package(name).is_installed
+
+
+def test_python3_apt_installed_by_the_run(host):
+    # The bare node had none (prepare checks): the apt module installed it in the real run.
+    assert host.package("python3-apt").is_installed
+    assert host.run("python3 -c 'import apt_pkg'").rc == 0
 
 
 def test_compilers_run(host):
