@@ -106,8 +106,16 @@ msg:
 import fnmatch
 import importlib.util
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.respawn import probe_interpreters_for_module
+
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.commands import Commands
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
+from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import run_module
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="list", elements="str", required=True),
+    manager=dict(type="str", choices=["auto", "dpkg", "rpm"], default="auto"),
+)
 
 # Where the apt and dnf modules themselves look for their bindings when this interpreter lacks them.
 SYSTEM_INTERPRETERS = ["/usr/libexec/platform-python", "/usr/bin/python3", "/usr/bin/python"]
@@ -176,57 +184,47 @@ def message(manager, missing, bindings):
     return f"{head}, then these {len(missing)} packages and their dependencies: {', '.join(missing)}"
 
 
-def read_installed(module, manager, specs):
+def read_installed(commands, manager, specs):
     names = sorted({split_name(spec, manager)[0] for spec in specs})
     if manager == "dpkg":
-        argv = [module.get_bin_path("dpkg-query", required=True), "-W", "-f", DPKG_FORMAT, "--", *names]
+        tool, args = "dpkg-query", ["-W", "-f", DPKG_FORMAT, "--", *names]
         worst = 1  # 1: some names are unknown to dpkg
     else:
-        argv = [module.get_bin_path("rpm", required=True), "-q", "--qf", RPM_FORMAT, "--", *names]
+        tool, args = "rpm", ["-q", "--qf", RPM_FORMAT, "--", *names]
         worst = len(names)  # rpm exits with the number of packages not installed
-    rc, stdout, stderr = module.run_command(argv)
+    rc, stdout, stderr = commands.result(tool, *args)
     if not 0 <= rc <= worst:
-        module.fail_json(msg=f"could not read the {manager} package database: {argv[0]} exited {rc}: {stderr.strip()}",
-                         rc=rc, stderr=stderr)
+        raise DlnodeError(f"could not read the {manager} package database: {tool} exited {rc}: {stderr.strip()}",
+                          rc=rc, stderr=stderr)
     return parse_dpkg(stdout) if manager == "dpkg" else parse_rpm(stdout)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="list", elements="str", required=True),
-            manager=dict(type="str", choices=["auto", "dpkg", "rpm"], default="auto"),
-        ),
-        supports_check_mode=True,
-    )
-    module.run_command_environ_update = dict(LANG="C", LC_ALL="C", LC_MESSAGES="C")
+def run(module, result):
     specs = module.params["name"]
     bad = [spec for spec in specs if not spec or spec.endswith((".deb", ".rpm")) or any(c in spec for c in " \t\n/[?")
            or "*" in split_name(spec, "dpkg")[0]]
     if bad:
-        module.fail_json(msg=f"name must hold package names (name, name=version, name:arch on apt systems), "
-                             f"not paths, patterns or empty strings: got {bad}")
+        raise DlnodeError(f"name must hold package names (name, name=version, name:arch on apt systems), "
+                          f"not paths, patterns or empty strings: got {bad}")
+    commands = Commands(module, {"dpkg-query": "dpkg", "rpm": "rpm"})
     manager = module.params["manager"]
     if manager == "auto":
-        manager = "dpkg" if module.get_bin_path("apt-get") else "rpm" if module.get_bin_path("rpm") else None
+        manager = "dpkg" if commands.path("apt-get") else "rpm" if commands.path("rpm") else None
         if manager is None:
-            module.fail_json(msg="manager=auto found neither apt-get nor rpm on this node: set manager to dpkg or rpm")
+            raise DlnodeError("manager=auto found neither apt-get nor rpm on this node: set manager to dpkg or rpm")
 
-    installed = read_installed(module, manager, specs) if specs else {}
+    installed = read_installed(commands, manager, specs) if specs else {}
     missing = missing_packages(specs, installed, manager)
     bindings = has_bindings(BINDINGS[manager][2])
     msg = message(manager, missing, bindings)
     stands_in = module.check_mode and not bindings and bool(missing)
     if stands_in:
         module.warn(f"check mode: {msg}")
-    module.exit_json(
-        changed=stands_in,
-        manager=manager,
-        installed=installed,
-        missing=missing,
-        bindings=bindings,
-        msg=msg,
-    )
+    result.update(changed=stands_in, manager=manager, installed=installed, missing=missing, bindings=bindings, msg=msg)
+
+
+def main():
+    run_module(ARGUMENT_SPEC, run)
 
 
 if __name__ == "__main__":
