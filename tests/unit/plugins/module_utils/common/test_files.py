@@ -46,3 +46,19 @@ def test_install_file_error(tree):
     tree.write("/etc/blocker", "file, not a directory")
     with pytest.raises(files.FileError, match="^cannot write /etc/blocker/y.conf: "):
         files.write(FakeModule(), files.FileChange("/etc/blocker/y.conf", None, "a\n"), root=str(tree.root))
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_temp_file(tree, monkeypatch):
+    tree.path("/etc").mkdir(parents=True)
+    tree.path("/etc/x.conf").write_text("old\n")
+    real_fdopen = os.fdopen
+
+    def full_disk(fd, *args, **kwargs):
+        handle = real_fdopen(fd, *args, **kwargs)
+        handle.write = lambda text: (_ for _ in ()).throw(OSError(28, "No space left on device"))
+        return handle
+
+    monkeypatch.setattr(os, "fdopen", full_disk)
+    with pytest.raises(files.FileError, match="^cannot write /etc/x.conf: no space left on its file system$"):
+        files.write(FakeModule(), files.FileChange("/etc/x.conf", "old\n", "new\n"), root=str(tree.root))
+    assert os.listdir(tree.path("/etc")) == ["x.conf"] and tree.path("/etc/x.conf").read_text() == "old\n"
