@@ -28,7 +28,7 @@ options:
 attributes:
   action:
     support: full
-    description: An action plugin: it runs package_plan and the package module on the node.
+    description: An action plugin, which runs package_plan and the package module on the node.
   check_mode:
     support: full
     description: Predicts with the package module, or from the package database where it cannot plan.

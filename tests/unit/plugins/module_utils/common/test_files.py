@@ -53,9 +53,12 @@ def test_a_write_that_fails_leaves_the_old_file_and_no_temp_file(tree, monkeypat
     tree.path("/etc/x.conf").write_text("old\n")
     real_fdopen = os.fdopen
 
+    def no_space(text):
+        raise OSError(28, "No space left on device")
+
     def full_disk(fd, *args, **kwargs):
         handle = real_fdopen(fd, *args, **kwargs)
-        handle.write = lambda text: (_ for _ in ()).throw(OSError(28, "No space left on device"))
+        handle.write = no_space
         return handle
 
     monkeypatch.setattr(os, "fdopen", full_disk)
