@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Build the local signed apt repositories of NVIDIA test doubles (tests/repo/README.md) from
+# tests/repo/packages.yml with Debian's own tools: dpkg-deb, apt-ftparchive and gpg. The layout is
+# NVIDIA's: one flat repository a distribution, OUTDIR/cuda/<distro>/x86_64/, the key beside the
+# packages; the bad variants (unsigned, signed by another key, a key of the wrong fingerprint) are
+# under OUTDIR/bad/. The signing keys are throwaway keys made here, in OUTDIR/private (never
+# served, never committed), and kept across rebuilds. Rebuilt only when this recipe changes.
+# Usage: tests/repo/build.sh [OUTDIR]      (default: .cache/repo of this checkout)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/../../.cache/repo}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+recipe=$(cat "$here/build.sh" "$here/doubles.py" "$here/packages.yml" | sha256sum | cut -c1-16)
+if [ "$(cat "$out/.recipe" 2>/dev/null)" = "$recipe" ] && [ -f "$out/cuda/KEY-FINGERPRINT" ]; then
+  exit 0
+fi
+
+missing=()
+command -v apt-ftparchive >/dev/null 2>&1 || missing+=(apt-utils)
+command -v gpg >/dev/null 2>&1 || missing+=(gnupg)
+command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "repo: ${missing[*]} missing: install them (Debian packages) and run again" >&2
+    exit 1
+  fi
+fi
+
+start=$(date +%s)
+doubles() { python3 "$here/doubles.py" "$here/packages.yml" "$@"; }
+
+# key HOME: the fingerprint of the throwaway key in GnuPG home HOME, made on first use.
+key() {
+  local home=$1
+  if ! gpg --homedir "$home" --list-secret-keys --with-colons 2>/dev/null | grep -q '^sec:'; then
+    mkdir -p "$home" && chmod 0700 "$home"
+    gpg --homedir "$home" --batch --quiet --passphrase '' \
+      --quick-gen-key "$(doubles release key_name)" rsa3072 sign never 2>/dev/null
+  fi
+  # Its first listing checks the new trust database, and says so on stderr.
+  gpg --homedir "$home" --list-secret-keys --with-colons 2>/dev/null | awk -F: '/^fpr:/ { print $10; exit }'
+}
+mkdir -p "$out/private" && chmod 0700 "$out/private"
+good=$(key "$out/private/gnupg")
+other=$(key "$out/private/gnupg-other")
+if [ "${#good}" != 40 ] || [ "${#other}" != 40 ]; then
+  echo "repo: no signing key in $out/private (gpg made none?): remove that directory and run again" >&2
+  exit 1
+fi
+# NVIDIA names its key file after the key id's last 8 hex digits: 3bf863cc.pub.
+good_file=$(tr 'A-F' 'a-f' <<<"${good: -8}").pub
+other_file=$(tr 'A-F' 'a-f' <<<"${other: -8}").pub
+
+work=$(mktemp -d "$out/.build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# index DIR: the Packages and Release files of the flat repository in DIR, unsigned.
+index() {
+  (cd "$1" && apt-ftparchive packages . > Packages && gzip -9nk Packages &&
+    apt-ftparchive -o APT::FTPArchive::Release::Origin="$(doubles release origin)" \
+      -o APT::FTPArchive::Release::Label="$(doubles release label)" release . > Release.new &&
+    mv Release.new Release)
+}
+# sign HOME FINGERPRINT DIR: InRelease and Release.gpg, as apt reads either.
+sign() {
+  gpg --homedir "$1" --batch --yes --quiet --local-user "$2" --clearsign -o "$3/InRelease" "$3/Release"
+  gpg --homedir "$1" --batch --yes --quiet --local-user "$2" --armor --detach-sign -o "$3/Release.gpg" "$3/Release"
+}
+# copy FROM TO: the packages and the unsigned index of FROM (hard links, no new space).
+copy() {
+  mkdir -p "$2"
+  cp -l "$1"/*.deb "$2"/
+  cp "$1"/Packages "$1"/Packages.gz "$1"/Release "$2"/
+}
+
+count=0
+for distro in $(doubles distros); do
+  dir=$work/cuda/$distro/x86_64
+  mkdir -p "$dir" "$work/trees/$distro"
+  doubles trees "$distro" "$work/trees/$distro" > "$work/trees/$distro.list"
+  xargs -a "$work/trees/$distro.list" -P "$(nproc)" -I{} \
+    dpkg-deb --root-owner-group -Zgzip --build {} "$dir" >/dev/null
+  count=$((count + $(wc -l < "$work/trees/$distro.list")))
+  index "$dir"
+  sign "$out/private/gnupg" "$good" "$dir"
+  gpg --homedir "$out/private/gnupg" --armor --export "$good" > "$dir/$good_file"
+  doubles pin "$distro" > "$dir/cuda-$distro.pin"
+
+  copy "$dir" "$work/bad/unsigned/$distro/x86_64"
+  copy "$dir" "$work/bad/otherkey/$distro/x86_64"
+  sign "$out/private/gnupg-other" "$other" "$work/bad/otherkey/$distro/x86_64"
+  gpg --homedir "$out/private/gnupg-other" --armor --export "$other" > "$work/bad/otherkey/$distro/x86_64/$other_file"
+  # NVIDIA's index and signature, with another key under the name of NVIDIA's key file.
+  copy "$dir" "$work/bad/wrong-fingerprint/$distro/x86_64"
+  cp "$dir/InRelease" "$dir/Release.gpg" "$work/bad/wrong-fingerprint/$distro/x86_64/"
+  cp "$work/bad/otherkey/$distro/x86_64/$other_file" "$work/bad/wrong-fingerprint/$distro/x86_64/$good_file"
+done
+echo "$good" > "$work/cuda/KEY-FINGERPRINT"
+echo "$other" > "$work/bad/OTHER-KEY-FINGERPRINT"
+echo "This is not an OpenPGP key (dlnode test double of a damaged key file)." > "$work/bad/not-a-key.pub"
+chmod -R a+rX "$work/cuda" "$work/bad"
+
+rm -rf "$out/cuda" "$out/bad"
+mv "$work/cuda" "$work/bad" "$out/"
+echo "$recipe" > "$out/.recipe"
+echo "repo: $count test-double packages in $out/cuda ($(doubles distros | tr '\n' ' ')), key $good, in $(($(date +%s) - start)) s"

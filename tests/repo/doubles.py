@@ -1,0 +1,213 @@
+"""Expand tests/repo/packages.yml into the package trees of the NVIDIA test-double repositories.
+
+build.sh runs it; dpkg-deb builds each tree. The expansion refuses a package whose dependency no
+package of the same repository satisfies, and a package built twice, before anything is built.
+
+    python3 doubles.py DATA distros                 the repositories, one a line
+    python3 doubles.py DATA trees DISTRO DEST       one tree per package under DEST, its name printed
+    python3 doubles.py DATA list DISTRO             name version architecture, one package a line
+    python3 doubles.py DATA pin DISTRO              NVIDIA's cuda-<distro>.pin for that repository
+    python3 doubles.py DATA release FIELD           origin, label, key_name or maintainer
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import sys
+
+import yaml
+
+RELATION_FIELDS = {"depends": "Depends", "provides": "Provides", "conflicts": "Conflicts", "replaces": "Replaces"}
+ENTRY_KEYS = {"name", "for", "branches", "version", "architecture", "section", "description", "depends", "provides", "conflicts",
+              "replaces", "renames", "files", "source", "unconfirmed"}
+RELATION = re.compile(r"^\s*(?P<name>[a-z0-9][a-z0-9+.-]+)\s*(?:\((?P<op><<|<=|=|>=|>>)\s*(?P<version>[^)\s]+)\s*\))?\s*$")
+
+
+class DataError(Exception):
+    """packages.yml says something the builder cannot build."""
+
+
+def _order(char: str) -> int:
+    if char == "~":
+        return -1
+    if char.isalpha():
+        return ord(char)
+    return ord(char) + 256 if char else 0
+
+
+def _compare_part(left: str, right: str) -> int:
+    """Debian's comparison of an upstream version or revision: non-digits, then digits, in turn."""
+    while left or right:
+        left_text = re.match(r"\D*", left).group()
+        right_text = re.match(r"\D*", right).group()
+        for one, two in itertools.zip_longest(left_text, right_text, fillvalue=""):
+            if _order(one) != _order(two):
+                return -1 if _order(one) < _order(two) else 1
+        left, right = left[len(left_text):], right[len(right_text):]
+        left_digits = re.match(r"\d*", left).group()
+        right_digits = re.match(r"\d*", right).group()
+        if int(left_digits or 0) != int(right_digits or 0):
+            return -1 if int(left_digits or 0) < int(right_digits or 0) else 1
+        left, right = left[len(left_digits):], right[len(right_digits):]
+    return 0
+
+
+def compare_versions(left: str, right: str) -> int:
+    """-1, 0 or 1 as dpkg --compare-versions orders LEFT and RIGHT (epochs are not used here)."""
+    left_upstream, left_revision = left.rsplit("-", 1) if "-" in left else (left, "")
+    right_upstream, right_revision = right.rsplit("-", 1) if "-" in right else (right, "")
+    return _compare_part(left_upstream, right_upstream) or _compare_part(left_revision, right_revision)
+
+
+def satisfies(version: str, operator: str, wanted: str) -> bool:
+    order = compare_versions(version, wanted)
+    return {"<<": order < 0, "<=": order <= 0, "=": order == 0, ">=": order >= 0, ">>": order > 0}[operator]
+
+
+def _fill(template, values: dict) -> str:
+    return str(template).format(**values)
+
+
+def expand(data: dict, distro: str) -> list[dict]:
+    """Every package of one repository, its templates filled, checked for duplicates and dependencies."""
+    repository = data["repositories"].get(distro)
+    if repository is None:
+        raise DataError(f"no repository {distro!r} in packages.yml; there are: {', '.join(data['repositories'])}")
+    packages = []
+    for entry in repository["packages"]:
+        unknown = sorted(set(entry) - ENTRY_KEYS)
+        if unknown:
+            raise DataError(f"{distro} {entry.get('name')}: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(ENTRY_KEYS))}")
+        branches = [str(branch) for branch in entry.get("branches", repository["branches"])]
+        if entry.get("for") == "version":
+            instances = [(branch, version) for branch in branches for version in repository["branches"][branch]]
+        elif entry.get("for") == "branch":
+            instances = [(branch, branch) for branch in branches]
+        else:
+            instances = [("", "")]
+        for branch, version in instances:
+            values = {"branch": branch, "version": version, "full": f"{version}{repository['revision']}", "pinned": repository["pinned"]}
+            template = entry.get("version", "{full}")
+            if isinstance(template, dict):
+                template = template[branch]
+            package = {"name": _fill(entry["name"], values), "version": _fill(template, values),
+                       "architecture": entry.get("architecture", "amd64"), "section": entry.get("section", "misc"),
+                       "description": _fill(entry["description"], values), "source": entry["source"],
+                       "unconfirmed": entry.get("unconfirmed", "")}
+            values.update(name=package["name"], full=package["version"])
+            for key in RELATION_FIELDS:
+                package[key] = [_fill(relation, values) for relation in entry.get(key, [])]
+            if "renames" in entry:
+                package["conflicts"].append(_fill(entry["renames"], values))
+                package["replaces"].append(_fill(entry["renames"], values))
+            package["files"] = [{"path": data["files"][key]["path"], "mode": int(data["files"][key]["mode"], 8),
+                                 "content": _fill(data["files"][key]["content"], values)} for key in entry.get("files", [])]
+            unknown = [key for key in package["source"] if key not in data["sources"]]
+            if unknown:
+                raise DataError(f"{distro} {package['name']}: source {', '.join(unknown)} is not under sources:")
+            packages.append(package)
+    _check(distro, packages)
+    return packages
+
+
+def _check(distro: str, packages: list[dict]) -> None:
+    seen = set()
+    offered: dict[str, list[str | None]] = {}  # name -> versions (None: a virtual package)
+    for package in packages:
+        key = (package["name"], package["version"], package["architecture"])
+        if key in seen:
+            raise DataError(f"{distro}: {' '.join(key)} is built twice")
+        seen.add(key)
+        offered.setdefault(package["name"], []).append(package["version"])
+        for virtual in package["provides"]:
+            offered.setdefault(virtual, []).append(None)
+    for package in packages:
+        for relation in package["depends"]:
+            alternatives = [RELATION.match(alternative) for alternative in relation.split("|")]
+            if not all(alternatives):
+                raise DataError(f"{distro} {package['name']} {package['version']}: cannot read the dependency {relation!r}")
+            if not any(_offers(offered, match) for match in alternatives):
+                raise DataError(f"{distro} {package['name']} {package['version']}: nothing in the repository satisfies {relation!r}")
+
+
+def _offers(offered: dict, match: re.Match) -> bool:
+    versions = offered.get(match["name"], [])
+    if not match["op"]:
+        return bool(versions)
+    return any(version is not None and satisfies(version, match["op"], match["version"]) for version in versions)
+
+
+def control(package: dict, maintainer: str, sources: dict) -> str:
+    lines = [f"Package: {package['name']}", f"Version: {package['version']}", f"Architecture: {package['architecture']}",
+             f"Maintainer: {maintainer}", f"Section: {package['section']}", "Priority: optional"]
+    for key, field in RELATION_FIELDS.items():
+        if package[key]:
+            lines.append(f"{field}: {', '.join(package[key])}")
+    lines.append(f"Description: {package['description']} (dlnode test double)")
+    lines.append(f" Test double of NVIDIA's {package['name']} {package['version']}: no NVIDIA software.")
+    lines.append(f" Name and shape from: {', '.join(package['source'])} ({sources})")
+    return "\n".join(lines) + "\n"
+
+
+def readme(package: dict, data: dict) -> str:
+    text = [f"{package['name']} {package['version']} is a test double built by dlnode.gpu's tests/repo/build.sh.",
+            "It holds no NVIDIA software. Its name, version and dependencies follow NVIDIA's repository:", ""]
+    text += [f"- {key}: {data['sources'][key]}" for key in package["source"]]
+    if package["unconfirmed"]:
+        text += ["", f"Not confirmed by those sources: {package['unconfirmed']}"]
+    return "\n".join(text) + "\n"
+
+
+def write_tree(package: dict, data: dict, dest: str) -> str:
+    tree = os.path.join(dest, f"{package['name']}_{package['version']}_{package['architecture']}")
+    files = [{"path": f"/usr/share/doc/{package['name']}/README.test-double", "mode": 0o644, "content": readme(package, data)}]
+    for item in files + package["files"]:
+        path = os.path.join(tree, item["path"].lstrip("/"))
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(item["content"])
+        os.chmod(path, item["mode"])
+    os.makedirs(os.path.join(tree, "DEBIAN"), mode=0o755, exist_ok=True)
+    with open(os.path.join(tree, "DEBIAN", "control"), "w", encoding="utf-8") as handle:
+        handle.write(control(package, data["release"]["maintainer"], "tests/repo/packages.yml"))
+    # As debhelper makes them: a file under /etc is a conffile, kept on removal until a purge.
+    conffiles = [item["path"] for item in package["files"] if item["path"].startswith("/etc/")]
+    if conffiles:
+        with open(os.path.join(tree, "DEBIAN", "conffiles"), "w", encoding="utf-8") as handle:
+            handle.write("\n".join(conffiles) + "\n")
+    return tree
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with open(argv[1], encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    command, args = argv[2], argv[3:]
+    try:
+        if command == "distros":
+            print("\n".join(data["repositories"]))
+        elif command == "trees" and len(args) == 2:
+            for package in expand(data, args[0]):
+                print(write_tree(package, data, args[1]))
+        elif command == "list" and len(args) == 1:
+            for package in expand(data, args[0]):
+                print(package["name"], package["version"], package["architecture"])
+        elif command == "pin" and len(args) == 1:
+            expand(data, args[0])
+            sys.stdout.write(data["repository_pin"])
+        elif command == "release" and len(args) == 1:
+            print(data["release"][args[0]])
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    except DataError as err:
+        print(f"doubles.py: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
