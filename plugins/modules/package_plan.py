@@ -111,6 +111,7 @@ from ansible.module_utils.common.respawn import probe_interpreters_for_module
 from ansible_collections.dlnode.gpu.plugins.module_utils.common.commands import Commands
 from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
 from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import run_module
+from ansible_collections.dlnode.gpu.plugins.module_utils.packages import database
 
 ARGUMENT_SPEC = dict(
     name=dict(type="list", elements="str", required=True),
@@ -121,8 +122,6 @@ ARGUMENT_SPEC = dict(
 SYSTEM_INTERPRETERS = ["/usr/libexec/platform-python", "/usr/bin/python3", "/usr/bin/python"]
 # manager: (bindings package, package module, importable names)
 BINDINGS = {"dpkg": ("python3-apt", "apt", ["apt"]), "rpm": ("python3-dnf", "dnf", ["dnf", "libdnf5"])}
-DPKG_FORMAT = "${Package}\t${db:Status-Abbrev}\t${Version}\n"
-RPM_FORMAT = "%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\n"
 
 
 def split_name(spec, manager):
@@ -131,28 +130,6 @@ def split_name(spec, manager):
         return spec, None
     name, version = spec.split("=", 1) if "=" in spec else (spec, None)
     return name.split(":", 1)[0], version or None
-
-
-def parse_dpkg(stdout):
-    """{package: version} of the packages dpkg-query lists as installed."""
-    installed = {}
-    for line in stdout.splitlines():
-        fields = line.split("\t")
-        # db:Status-Abbrev is want, status, error: "ii " is installed; "rc " left only its config files.
-        if len(fields) == 3 and fields[1][1:2] == "i":
-            installed[fields[0]] = fields[2]
-    return installed
-
-
-def parse_rpm(stdout):
-    """{package: version} of the packages rpm lists; missing ones are lines without a tab."""
-    installed = {}
-    for line in stdout.splitlines():
-        fields = line.split("\t")
-        if len(fields) == 2:
-            version = fields[1][2:] if fields[1].startswith("0:") else fields[1]
-            installed[fields[0]] = version
-    return installed
 
 
 def missing_packages(specs, installed, manager):
@@ -184,21 +161,6 @@ def message(manager, missing, bindings):
     return f"{head}, then these {len(missing)} packages and their dependencies: {', '.join(missing)}"
 
 
-def read_installed(commands, manager, specs):
-    names = sorted({split_name(spec, manager)[0] for spec in specs})
-    if manager == "dpkg":
-        tool, args = "dpkg-query", ["-W", "-f", DPKG_FORMAT, "--", *names]
-        worst = 1  # 1: some names are unknown to dpkg
-    else:
-        tool, args = "rpm", ["-q", "--qf", RPM_FORMAT, "--", *names]
-        worst = len(names)  # rpm exits with the number of packages not installed
-    rc, stdout, stderr = commands.result(tool, *args)
-    if not 0 <= rc <= worst:
-        raise DlnodeError(f"could not read the {manager} package database: {tool} exited {rc}: {stderr.strip()}",
-                          rc=rc, stderr=stderr)
-    return parse_dpkg(stdout) if manager == "dpkg" else parse_rpm(stdout)
-
-
 def run(module, result):
     specs = module.params["name"]
     bad = [spec for spec in specs if not spec or spec.endswith((".deb", ".rpm")) or any(c in spec for c in " \t\n/[?")
@@ -209,11 +171,9 @@ def run(module, result):
     commands = Commands(module, {"dpkg-query": "dpkg", "rpm": "rpm"})
     manager = module.params["manager"]
     if manager == "auto":
-        manager = "dpkg" if commands.path("apt-get") else "rpm" if commands.path("rpm") else None
-        if manager is None:
-            raise DlnodeError("manager=auto found neither apt-get nor rpm on this node: set manager to dpkg or rpm")
+        manager = database.detect(commands)
 
-    installed = read_installed(commands, manager, specs) if specs else {}
+    installed = database.read_installed(commands, manager, [split_name(spec, manager)[0] for spec in specs])
     missing = missing_packages(specs, installed, manager)
     bindings = has_bindings(BINDINGS[manager][2])
     msg = message(manager, missing, bindings)

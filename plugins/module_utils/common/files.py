@@ -51,10 +51,10 @@ def os_error(exc, path, action, messages=None, error=FileError):
     return error(f"cannot {action} {path}: " + template.format(reason=reason), path=path, errno_value=code)
 
 
-def read(path, root=None):
-    """Content of a file, or None if it does not exist."""
+def read(path, root=None, binary=False):
+    """Content of a file (bytes when binary), or None if it does not exist."""
     try:
-        with open(host_path(path, root), encoding="utf-8") as handle:
+        with open(host_path(path, root), "rb" if binary else "r", encoding=None if binary else "utf-8") as handle:
             return handle.read()
     except FileNotFoundError:
         return None
@@ -63,7 +63,7 @@ def read(path, root=None):
 
 
 class FileChange:
-    """A file the module owns: its content now (None: missing) and as it should be."""
+    """A file the module owns: its content now (None: missing) and as it should be (str, or bytes for a binary file)."""
 
     def __init__(self, path, before, after, mode=0o644):
         self.path = path
@@ -96,7 +96,8 @@ def write(module, change, root=None):
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".dlnode-", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        binary = isinstance(change.after, bytes)
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as handle:
             handle.write(change.after)
             handle.flush()
             os.fsync(handle.fileno())

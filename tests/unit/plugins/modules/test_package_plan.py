@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from ansible.module_utils import basic
 
+from ansible_collections.dlnode.gpu.plugins.module_utils.packages import database
 from ansible_collections.dlnode.gpu.plugins.modules import package_plan
 
 # What dpkg-query -W printed on a bare Debian 12 node (python3-apt and the tools not installed,
@@ -53,7 +54,7 @@ def test_check_mode_without_python3_apt_is_the_prediction(node, run_module, warn
         "these 3 packages and their dependencies: jq, dkms, nvme-cli")
     assert warnings == ["check mode: " + result["msg"]]
     # One read-only query, in a C locale, of each name once.
-    assert node["commands"] == [["/usr/bin/dpkg-query", "-W", "-f", package_plan.DPKG_FORMAT, "--",
+    assert node["commands"] == [["/usr/bin/dpkg-query", "-W", "-f", database.DPKG_FORMAT, "--",
                                  "ca-certificates", "curl", "dkms", "jq", "nvme-cli"]]
 
 
@@ -95,7 +96,7 @@ def test_rpm_database(node, run_module, warnings):
     assert result["manager"] == "rpm" and result["missing"] == ["dkms"]
     assert result["installed"] == {"curl": "7.76.1-29.el9_4", "kmod": "1:28-9.el9"}
     assert result["changed"] and warnings[0].startswith("check mode: python3-dnf is not installed, so dnf cannot plan")
-    assert node["commands"][0][:4] == ["/usr/bin/rpm", "-q", "--qf", package_plan.RPM_FORMAT]
+    assert node["commands"][0][:4] == ["/usr/bin/rpm", "-q", "--qf", database.RPM_FORMAT]
 
 
 def test_database_unreadable(node, run_module):
