@@ -226,7 +226,7 @@ class Lock:
         self.module = module
         self.params = module.params
         self.manager = manager
-        self.commands = Commands(module, TOOL_PACKAGES)
+        self.commands = Commands(module, TOOL_PACKAGES, environ=apt.APT_ENV if manager == "apt" else None)
         self.owner = f"package_set {self.params['name']}"
         record = locks.parse_record(files.read(locks.record_path(self.params["record_dir"], self.params["name"])))
         self.owners = locks.owners(self.params["record_dir"], self.params["name"])
@@ -386,8 +386,6 @@ def run(module, result):
     commands = Commands(module, TOOL_PACKAGES)
     manager = params["manager"] if params["manager"] != "auto" else database.detect(commands, ("apt", "dnf"))
     check_options(params, manager)
-    if manager == "apt":
-        module.run_command_environ_update = dict(apt.APT_ENV)
     lock = Lock(module, manager)
     lock.check_owners()
     names = lock.members + lock.released

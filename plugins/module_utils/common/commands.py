@@ -15,12 +15,14 @@ class CommandError(DlnodeError):
 class Commands:
     """Runs the node's tools for one module.
 
-    ``packages`` maps a tool to the package that ships it, for the message when it is missing.
+    ``packages`` maps a tool to the package that ships it, for the message when it is missing;
+    ``environ`` adds to the C locale what every command of this module needs (apt's frontend).
     """
 
-    def __init__(self, module, packages=None):
+    def __init__(self, module, packages=None, environ=None):
         self.module = module
         self.packages = packages or {}
+        self.environ = dict(C_LOCALE, **(environ or {}))
 
     def path(self, name):
         """The tool's full path, or None when it is not installed."""
@@ -42,4 +44,4 @@ class Commands:
     def result(self, name, *args, data=None, binary_data=False):
         """(rc, stdout, stderr) of `name args...`, whatever the exit status."""
         argv = [self.require(name), *[str(arg) for arg in args]]
-        return self.module.run_command(argv, data=data, binary_data=binary_data, environ_update=C_LOCALE)
+        return self.module.run_command(argv, data=data, binary_data=binary_data, environ_update=self.environ)
