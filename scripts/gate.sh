@@ -3,7 +3,9 @@
 # but printed what nobody may ignore:
 #   CRITICAL                whoever reads the log takes it at its word: the cause goes, not the line;
 #   [DEPRECATION WARNING]   what ansible-core deprecates today stops working in a later release
-#                           (top-level ansible_* facts stop in 2.24).
+#                           (top-level ansible_* facts stop in 2.24);
+#   Failed to connect to bus  systemd asked before it answers (a node not yet booted): an error
+#                           an operator would see without a reason.
 # Usage: scripts/gate.sh LOG COMMAND [ARG...]
 set -euo pipefail
 log=$1
@@ -25,6 +27,10 @@ if grep -E '^[[:space:]]*CRITICAL\b' <<<"$plain" >&2; then
 fi
 if grep -n -A7 '\[DEPRECATION WARNING\]' <<<"$plain" >&2; then
   echo "gate: '$*' printed the deprecation warning(s) above (whole output: $log)" >&2
+  status=1
+fi
+if grep -n 'Failed to connect to bus' <<<"$plain" >&2; then
+  echo "gate: '$*' printed the D-Bus error(s) above: something asks systemd before the node has booted (whole output: $log)" >&2
   status=1
 fi
 exit "$status"
