@@ -35,6 +35,10 @@ options:
     description:
       - "Package name: exact version, as apt or dnf prints it (quoted: V(\"535.261.03-1\"), V(\"1:2.3-1\");
         dnf C([epoch:]version-release)). Required with O(state=present)."
+      - "Or a version prefix ending in C(*) (V(\"580.*\"), V(\"580.126.16-*\")): the installed version when it
+        matches, else the newest version the sources have that matches (one C(apt-cache madison) of those
+        packages). The set is then locked at that exact version, and a re-run keeps it: a newer matching
+        version in the sources moves nothing until the pattern or version changes."
       - With O(state=absent), names to remove besides those the set's record holds; versions are ignored.
     type: dict
     default: {}
@@ -159,7 +163,7 @@ from ansible_collections.dlnode.gpu.plugins.module_utils.common.commands import 
 from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
 from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import run_module
 from ansible_collections.dlnode.gpu.plugins.module_utils.common.plans import Plan, Step
-from ansible_collections.dlnode.gpu.plugins.module_utils.packages import apt, database, dnf, locks
+from ansible_collections.dlnode.gpu.plugins.module_utils.packages import apt, database, dnf, locks, versions
 from ansible_collections.dlnode.gpu.plugins.module_utils.packages.filesets import FileSet
 
 ARGUMENT_SPEC = dict(
@@ -197,9 +201,9 @@ def check_options(params, manager):
         if not isinstance(version, str):
             raise DlnodeError(f"packages: the version of {package} must be a quoted string as {manager} prints it, "
                               f"got {type(version).__name__} {version!r} (YAML reads 1.10 as the number 1.1)")
-        if not version_re.match(version):
+        if not version_re.match(version) and not versions.PATTERN_RE.match(version):
             raise DlnodeError(f"packages: {package}: {version!r} is not an exact {manager} version ({form}, "
-                              "no pattern or spaces)")
+                              "no spaces) nor a version prefix ending in '*' (580.*)")
     priority = params["pin_priority"]
     if manager == "apt" and params["pin"] and (priority == 0 or not -32768 <= priority <= 32767):
         raise DlnodeError(f"pin_priority: {params['pin_priority']} must be a non-zero number from -32768 to 32767 "
@@ -259,6 +263,37 @@ class Lock:
                               "or set hold: false")
         return False
 
+    def available(self, names):
+        """{package: [versions]} the sources have: one apt-cache madison (dnf repoquery) of these packages."""
+        if self.manager == "apt":
+            found = apt.parse_madison(self.commands.run("apt-cache", "madison", *sorted(names)))
+            return {name: [version for version, _where in found.get(name, [])] for name in names}
+        return dnf.parse_repoquery(self.commands.run("dnf", *dnf.repoquery_args(names)))
+
+    def resolve(self, before):
+        """Each pattern (580.*) replaced by the version it stands for; refused when the sources have none."""
+        patterns = {name: version for name, version in self.wanted.items() if versions.is_pattern(version)}
+        open_patterns = [name for name, pattern in patterns.items() if not versions.matches(before[name]["version"], pattern)]
+        available = self.available(open_patterns) if open_patterns else {}
+        missing = []
+        for name, pattern in patterns.items():
+            found = versions.resolve(pattern, before[name]["version"], available.get(name, []))
+            if found:
+                self.wanted[name] = database.strip_epoch(found)
+            else:
+                missing.append(name)
+        if not missing:
+            return
+        if self.module.check_mode and self.params["sources_changed"]:
+            self.module.warn(f"check mode: no version of {', '.join(missing)} in apt's lists matches "
+                             f"{', '.join(sorted({patterns[name] for name in missing}))}: the source a task before this "
+                             "one adds is not there in a check run, so the newest matching version is predicted")
+            return
+        raise DlnodeError("packages: " + "; ".join(
+            f"no version of {name} matches {patterns[name]}; the sources have "
+            + (", ".join(available.get(name, [])) or "no version of it") for name in missing) + ". Nothing was changed",
+            before=before)
+
     # -- planning --------------------------------------------------------------
 
     def check_owners(self):
@@ -269,8 +304,13 @@ class Lock:
 
     def simulate(self, before):
         """apt-get --simulate of the whole change; refused here, naming why, when apt would refuse it."""
+        # Packages the set no longer names are unheld before the install (a renamed package, a branch's
+        # pinning package that the next one conflicts with): simulate without holds, and refuse below
+        # any other held package the change would touch.
+        released_held = [name for name in self.released if before[name]["held"]]
         if self.present:
-            args = apt.install_args(self.wanted, self.params["install_recommends"], simulate=True)
+            args = apt.install_args(self.wanted, self.params["install_recommends"], simulate=True,
+                                    ignore_hold=bool(released_held))
         else:
             args = apt.remove_args([name for name in self.members if before[name]["version"]], simulate=True)
         rc, out, err = self.commands.result("apt-get", *args)
@@ -291,7 +331,12 @@ class Lock:
                               "Nothing was changed", before=before)
         found = apt.parse_simulation(out)
         self.transaction = {"install": found["install"], "remove": found["remove"]}
-        outside = [name for name in found["held_changed"] if name not in self.members]
+        held = found["held_changed"]
+        if released_held:
+            # apt named no hold it ignored: read them, and find those the change would touch.
+            holds = set(self.commands.run("apt-mark", "showhold").split())
+            held = [name for name in [*found["install"], *found["remove"]] if name in holds]
+        outside = [name for name in held if name not in self.members + self.released]
         if outside:
             raise DlnodeError(f"packages: the change would also change held packages outside this set: "
                               f"{locks.held_by(outside, self.owners)}. Nothing was changed", before=before)
@@ -378,6 +423,8 @@ class Lock:
                            else {"version": None, "held": False})
         for name in self.released:
             after[name]["held"] = False
+            if name in self.transaction["remove"]:
+                after[name]["version"] = None  # renamed: the new name conflicts with and replaces it
         return after
 
 
@@ -391,6 +438,7 @@ def run(module, result):
     names = lock.members + lock.released
     before = lock.status(names)
     result.update(manager=manager, before=before, released=lock.released)
+    lock.resolve(before)
     plan, fileset, moving, unhold = lock.plan(before)
     if moving and manager == "apt":
         lock.simulate(before)

@@ -147,9 +147,11 @@ INST_RE = re.compile(r"^Inst (\S+) (?:\[(\S+)\] )?\((\S+) ")
 REMV_RE = re.compile(r"^Remv (\S+)(?: \[(\S+)\])?")
 
 
-def install_args(packages, recommends, simulate):
-    """apt-get install of every package at its version in one call: the whole set resolved together."""
-    args = ["install", "--simulate" if simulate else "-y", "-q", "--allow-downgrades"]
+def install_args(packages, recommends, simulate, ignore_hold=False):
+    """apt-get install of every package at its version in one call: the whole set resolved together.
+
+    ignore_hold: simulate as if the holds were gone, for packages the real run unholds first."""
+    args = ["install", "--simulate" if simulate else "-y", "-q", "--allow-downgrades", *(["--ignore-hold"] if ignore_hold else [])]
     args.append("--install-recommends" if recommends else "--no-install-recommends")
     return args + ([] if simulate else DPKG_OPTIONS) + [f"{name}={version}" for name, version in sorted(packages.items())]
 

@@ -66,3 +66,18 @@ def parse_versionlock(stdout):
             version = f"{found.group('version')}-{found.group('release')}"
             locked[found.group("name")] = f"{epoch}:{version}" if epoch and epoch != "0" else version
     return locked
+
+
+def repoquery_args(names):
+    """Every version the enabled repositories have of these packages, one line each."""
+    return ["repoquery", "-q", "--queryformat", "%{name} %{evr}\\n", *sorted(names)]
+
+
+def parse_repoquery(stdout):
+    """{package: [versions]} from `dnf repoquery --queryformat '%{name} %{evr}'` lines."""
+    found = {}
+    for line in stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 2:
+            found.setdefault(fields[0], []).append(fields[1])
+    return found

@@ -235,6 +235,38 @@ def test_epoch_zero_is_the_same_version(node, run_module):
     assert not lock(run_module, {"libcext0": "0:" + OLD, "libcext-dev": OLD})[0]["changed"]
 
 
+def test_a_pattern_takes_the_newest_matching_version_and_locks_it(node, run_module):
+    result, failed = lock(run_module, {"libcext0": "7.*", "libcext-dev": "7.*"})
+    assert not failed and result["locked"] == BOTH_NEW and node.installed == BOTH_NEW
+    assert ["apt-cache", "madison", "libcext-dev", "libcext0"] in node.commands
+    assert f"Pin: version {NEW}" in node.read(PIN)
+
+
+def test_a_pattern_keeps_the_installed_version_that_matches(node, run_module):
+    lock(run_module, BOTH_OLD)
+    node.commands.clear()
+    result, failed = lock(run_module, {"libcext0": "7.*", "libcext-dev": "7.*"})
+    # The newer matching version in the sources moves nothing, and costs no madison.
+    assert not failed and not result["changed"] and result["locked"] == BOTH_OLD
+    assert [c[0] for c in node.commands] == ["dpkg-query"]
+    # A narrower pattern the installed version does not match moves the set.
+    result = lock(run_module, {"libcext0": "7.3.*", "libcext-dev": "7.3.*"})[0]
+    assert result["changed"] and result["locked"] == BOTH_NEW and node.installed == BOTH_NEW
+
+
+def test_a_pattern_no_version_matches_is_refused_with_the_versions_there(node, run_module):
+    result, failed = lock(run_module, {"libcext0": "8.*"})
+    assert failed and result["msg"] == (f"packages: no version of libcext0 matches 8.*; the sources have {NEW}, {OLD}. "
+                                        "Nothing was changed")
+    assert not node.installed
+
+
+def test_check_mode_predicts_a_pattern_a_new_source_will_resolve(node, run_module, warnings):
+    result, failed = lock(run_module, {"libnvidia-compute": "580.*"}, check_mode=True, sources_changed=True)
+    assert not failed and result["changed"] and result["locked"] == {"libnvidia-compute": "580.*"}
+    assert any("no version of libnvidia-compute in apt's lists matches 580.*" in warning for warning in warnings)
+
+
 def test_blacklist_entries_match_the_exact_name_only():
     from ansible_collections.dlnode.gpu.plugins.module_utils.packages import apt  # pylint: disable=import-outside-toplevel
     entry = apt.blacklist_entry("libstdc++6")
@@ -249,8 +281,12 @@ def test_blacklist_entries_match_the_exact_name_only():
     (dict(name="test_lock", packages={"libcext0": 1.1}),
      "packages: the version of libcext0 must be a quoted string as apt prints it, got float 1.1 "
      "(YAML reads 1.10 as the number 1.1)"),
-    (dict(name="test_lock", packages={"libcext0": "7.2.*"}),
-     "packages: libcext0: '7.2.*' is not an exact apt version ([epoch:]version[-revision], no pattern or spaces)"),
+    (dict(name="test_lock", packages={"libcext0": "latest"}),
+     "packages: libcext0: 'latest' is not an exact apt version ([epoch:]version[-revision], no spaces) nor a version "
+     "prefix ending in '*' (580.*)"),
+    (dict(name="test_lock", packages={"libcext0": "7.*.3"}),
+     "packages: libcext0: '7.*.3' is not an exact apt version ([epoch:]version[-revision], no spaces) nor a version "
+     "prefix ending in '*' (580.*)"),
     (dict(name="test_lock", packages={"libcext0:amd64": OLD}),
      "packages: 'libcext0:amd64' is not a apt package name (no architecture, pattern or path)"),
     (dict(name="test_lock", packages=BOTH_OLD, pin_priority=0),
@@ -335,4 +371,4 @@ def test_dnf_without_the_versionlock_plugin(el_node, run_module):
 def test_dnf_versions_need_the_release(el_node, run_module):
     result, failed = run_module(package_set, dict(name="nvidia_driver", packages={"nvidia-driver": "550.127.08"}))
     assert failed and result["msg"] == ("packages: nvidia-driver: '550.127.08' is not an exact dnf version "
-                                        "([epoch:]version-release, no pattern or spaces)")
+                                        "([epoch:]version-release, no spaces) nor a version prefix ending in '*' (580.*)")
