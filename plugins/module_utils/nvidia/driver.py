@@ -98,3 +98,126 @@ def choose_modules(gpus, requested, branch):
     if not gpus:
         return "open", "no NVIDIA GPU found: NVIDIA's default (open modules since 560)"
     return "open", "every GPU is Turing or newer: NVIDIA's default (open modules since 560)"
+
+
+# -- package names: the role's table (roles/nvidia_driver/vars/main.yml) --------------------------
+
+class TableError(DlnodeError):
+    """The table has no packages for what was asked."""
+
+
+def _in_range(entry, branch):
+    return entry.get("from", 0) <= branch <= entry.get("until", branch)
+
+
+def _ranges(branches):
+    shown = []
+    for entry in branches:
+        low, high = entry.get("from"), entry.get("until")
+        shown.append(f"{low}" if low is not None and low == high else f"{low or ''}-{high or ''}" if low or high else "any")
+    return ", ".join(shown)
+
+
+def branch_entry(table, source, distro, branch):
+    """(distribution entry, branch entry) of the table, or TableError naming the variable to change."""
+    kind = "nvidia" if source in ("nvidia", "mirror") else source
+    distros = table.get(kind, {})
+    if distro not in distros:
+        raise TableError(f"nvidia_driver_source: {source} has no NVIDIA driver packages for {distro} in this role's table "
+                         f"(it has {', '.join(sorted(distros)) or 'none'})")
+    entry = distros[distro]
+    for candidate in entry["branches"]:
+        if _in_range(candidate, branch):
+            return entry, candidate
+    raise TableError(f"nvidia_driver_branch: {branch} is not a branch {source} has for {distro} "
+                     f"(branches: {_ranges(entry['branches'])})")
+
+
+def package_names(table, request):
+    """The packages of a request, each with its version pattern, and what goes with them.
+
+    request: {source, distro, branch, modules (open|proprietary), kernel_modules (dkms|precompiled),
+    fabric, nvlink5 (bools), kernel (release), version (a package_set pattern: 580.* or 580.126.16-*)}.
+    Returns {manager, pinning: {name: pattern}, packages: {name: pattern}, version_package, stream, services,
+    enabled_on_install (the units the packages enable themselves)}:
+    version_package is the first package of the branch's `common` list, the one at the driver's version.
+    """
+    entry, found = branch_entry(table, request["source"], request["distro"], request["branch"])
+    fields = {"<branch>": str(request["branch"]), "<kernel>": request["kernel"]}
+
+    def fill(text):
+        for field, value in fields.items():
+            text = text.replace(field, value)
+        return text
+    modules = request["modules"]
+    if request["kernel_modules"] == "precompiled":
+        if "precompiled" not in found:
+            raise TableError(f"nvidia_driver_kernel_modules: precompiled modules come from Ubuntu's own packages only "
+                             f"(nvidia_driver_source: distribution on Ubuntu), not from {request['source']} on "
+                             f"{request['distro']}: set nvidia_driver_kernel_modules: dkms")
+        flavour = found["precompiled"].get(modules)
+    else:
+        flavour = found.get(modules)
+    if not flavour:
+        raise TableError(f"nvidia_driver_modules: {request['source']} has no {modules} kernel modules for "
+                         f"{request['distro']} branch {request['branch']}")
+    groups = [found.get("common", []), flavour]
+    services = list(table["services"]["common"])
+    if request["fabric"]:
+        groups.append(found.get("fabric", []))
+        services += table["services"]["fabric"]
+    if request["nvlink5"]:
+        if "nvlink5" not in found:
+            raise TableError(f"nvidia_driver_nvlink5: {request['source']} has no NVLink5 packages for "
+                             f"{request['distro']} branch {request['branch']} (NVLink5 systems need branch 580 or newer "
+                             "from NVIDIA's repository)")
+        groups.append(found["nvlink5"])
+        services += table["services"]["nvlink5"]
+
+    def expand(items, pattern):
+        packages = {}
+        for item in items:
+            name, version = (item["name"], item["version"]) if isinstance(item, dict) else (item, pattern)
+            packages[fill(name)] = version
+        return packages
+
+    first = found.get("common", [None])[0]
+    packages = {}
+    for group in groups:
+        packages.update(expand(group, request["version"]))
+    stream = found.get("stream", {}).get(modules)
+    return {
+        "manager": entry["manager"],
+        "pinning": expand(found.get("pinning", []), f"{request['branch']}-*"),
+        "packages": packages,
+        "version_package": fill(first if isinstance(first, str) else first["name"]),
+        "stream": fill(stream) if stream else None,
+        "services": services,
+        "enabled_on_install": [unit for unit in found.get("enabled_on_install", []) if unit in services],
+    }
+
+
+def version_pattern(branch, version, installed):
+    """The package_set pattern for the driver: the exact version asked, else the installed one when it is
+    of the branch (a re-run moves nothing), else the newest of the branch."""
+    if version:
+        return f"{version}-*"
+    if installed and upstream(installed).split(".")[0] == str(branch):
+        return f"{upstream(installed)}-*"
+    return f"{branch}.*"
+
+
+def upstream(version):
+    """580.126.16 of 3:580.126.16-1ubuntu1."""
+    return version.split(":", 1)[-1].rsplit("-", 1)[0]
+
+
+def reboot_reasons(loaded, installed, nouveau_loaded):
+    """Why the node must reboot (or reload the modules) for the installed driver to be the one running."""
+    reasons = []
+    if loaded and installed and loaded != upstream(installed):
+        reasons.append(f"nvidia_driver: the loaded kernel module is {loaded}, the installed driver {upstream(installed)}: "
+                       "reboot (or reload the modules) to run it; until then NVML reports 'Driver/library version mismatch'")
+    if nouveau_loaded:
+        reasons.append("nvidia_driver: nouveau is loaded and now blacklisted: reboot to load the NVIDIA driver in its place")
+    return reasons

@@ -1,0 +1,140 @@
+"""dlnode.gpu.nvidia_driver_plan on a fake root: the real H100 node's sysfs (tests/fixtures/node), the role's
+table, and dpkg-query / apt-cache answering as apt 2.6 does."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.module_utils import basic
+
+from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
+from ansible_collections.dlnode.gpu.plugins.modules import nvidia_driver_plan
+from ansible_collections.dlnode.gpu.tests.unit import fake_pci
+
+TABLE = yaml.safe_load((Path(__file__).resolve().parents[4] / "roles/nvidia_driver/vars/main.yml").read_text())[
+    "__nvidia_driver_table"]
+H100 = {"pci_bus_id": "0000:00:06.0", "kind": "gpu", "device_id": "0x2330"}
+V100 = {"pci_bus_id": "0000:03:00.0", "kind": "gpu", "device_id": "0x1db4"}
+B200 = {"pci_bus_id": "0000:02:00.0", "kind": "gpu", "device_id": "0x2901"}
+SWITCH = {"pci_bus_id": "0000:05:00.0", "kind": "nvswitch", "device_id": "0x22a3"}
+RELEASE = "6.8.0-45-generic"
+SECURE_BOOT = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+
+@pytest.fixture
+def node(tmp_path, monkeypatch):
+    """An Ubuntu 24.04 node: installed packages (dpkg), headers in the archive or not, and every command run."""
+    root = fake_pci.build(tmp_path / "node")
+    (root / "proc/sys/kernel").mkdir(parents=True)
+    (root / "proc/sys/kernel/osrelease").write_text(RELEASE + "\n")
+    state = {"root": root, "installed": {}, "headers_in_archive": True, "commands": []}
+    monkeypatch.setattr(files, "ROOT", str(root))
+    tools = {"dpkg-query", "apt-cache", "apt-get"}
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
+                        lambda self, name, required=False, opt_dirs=None: f"/usr/bin/{name}" if name in tools else None)
+
+    def run_command(self, argv, **kwargs):
+        name, args = argv[0].rsplit("/", 1)[-1], list(argv[1:])
+        state["commands"].append([name, *args])
+        if name == "dpkg-query":
+            names = args[args.index("--") + 1:]
+            return (0 if all(n in state["installed"] for n in names) else 1,
+                    "".join(f"{n}\thi \t{state['installed'][n]}\n" for n in names if n in state["installed"]), "")
+        if name == "apt-cache":
+            return (0, f"Package: {args[-1]}\n", "") if state["headers_in_archive"] else \
+                (100, "", "E: No packages found\n")
+        return 0, "", ""
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    return state
+
+
+def plan(run_module, check_mode=False, **options):
+    args = dict(table=TABLE, distribution="ubuntu2404", branch=580, devices=[H100])
+    args.update(options)
+    return run_module(nvidia_driver_plan, args, check_mode=check_mode)
+
+
+def test_the_h100_node_with_its_driver_installed_keeps_it(node, run_module):
+    node["installed"]["libnvidia-compute-580"] = "580.159.04-1ubuntu1"
+    result, failed = plan(run_module)
+    assert not failed and not result["changed"]
+    assert result["modules"] == "open"
+    assert result["modules_reason"] == "every GPU is Turing or newer: NVIDIA's default (open modules since 560)"
+    assert result["version_pattern"] == "580.159.04-*" and result["installed_version"] == "580.159.04-1ubuntu1"
+    assert result["pinning"] == {"nvidia-driver-pinning-580": "580-*"}
+    assert result["packages"]["nvidia-open"] == "580.159.04-*"
+    assert result["fabric"] == {"wanted": False, "reason": "no NVSwitch on the PCI bus"}
+    assert result["services"] == ["nvidia-persistenced.service"]
+    assert result["kernel"] == {"release": RELEASE, "headers_package": f"linux-headers-{RELEASE}", "headers_installed": False,
+                                "headers_available": True, "nvidia_loaded": "580.159.04", "nouveau_loaded": False,
+                                "nouveau_installed": False}
+    assert result["secure_boot"] is None
+
+
+def test_a_fresh_node_takes_the_newest_of_the_branch_and_reads_only(node, run_module):
+    result, failed = plan(run_module, check_mode=True)
+    assert not failed and result["version_pattern"] == "580.*" and result["installed_version"] is None
+    assert {c[0] for c in node["commands"]} == {"dpkg-query", "apt-cache"}
+
+
+def test_an_exact_version(node, run_module):
+    node["installed"]["libnvidia-compute-580"] = "580.159.04-1ubuntu1"
+    assert plan(run_module, version="580.126.16")[0]["version_pattern"] == "580.126.16-*"
+
+
+def test_a_version_of_another_branch_is_refused(node, run_module):
+    result, failed = plan(run_module, version="590.48.01")
+    assert failed and result["msg"] == ("nvidia_driver_version: 590.48.01 is not of branch 580 (nvidia_driver_branch): "
+                                        "set both, or leave the version empty for the branch's newest")
+
+
+def test_a_volta_gpu_refuses_the_590_branch(node, run_module):
+    result, failed = plan(run_module, branch=590, devices=[V100])
+    assert failed and result["msg"] == (
+        "nvidia_driver_branch: 590 does not support the GPU at 0000:03:00.0 (device 1db4, volta); the last branch for "
+        "it is 580: set nvidia_driver_branch: 580")
+
+
+def test_volta_gets_the_proprietary_modules(node, run_module):
+    result = plan(run_module, devices=[V100])[0]
+    assert result["modules"] == "proprietary" and "nvidia-dkms-580" in result["packages"]
+
+
+def test_nvswitches_bring_fabric_manager_and_blackwell_nvlink5(node, run_module):
+    result = plan(run_module, devices=[B200, SWITCH])[0]
+    assert result["fabric"] == {"wanted": True, "reason": "found on the PCI bus"}
+    assert result["nvlink5"]["wanted"] and "nvlsm" in result["packages"] and "nvidia-fabricmanager" in result["packages"]
+    assert result["services"] == ["nvidia-persistenced.service", "nvidia-fabricmanager.service"]
+    hopper = plan(run_module, devices=[H100, SWITCH])[0]
+    assert hopper["fabric"]["wanted"] and not hopper["nvlink5"]["wanted"] and "nvlsm" not in hopper["packages"]
+    never = plan(run_module, devices=[H100, SWITCH], fabricmanager="never")[0]
+    assert never["fabric"] == {"wanted": False, "reason": "turned off (never)"}
+
+
+def test_headers_installed_or_missing_from_the_archive(node, run_module):
+    node["headers_in_archive"] = False
+    assert plan(run_module)[0]["kernel"]["headers_available"] is False
+    (node["root"] / f"lib/modules/{RELEASE}/build").mkdir(parents=True)
+    kernel = plan(run_module)[0]["kernel"]
+    assert kernel["headers_installed"] and kernel["headers_available"]
+
+
+def test_nouveau_and_secure_boot(node, run_module):
+    (node["root"] / "sys/module/nouveau").mkdir(parents=True)
+    (node["root"] / f"lib/modules/{RELEASE}/kernel/drivers/gpu/drm/nouveau").mkdir(parents=True)
+    (node["root"] / f"lib/modules/{RELEASE}/kernel/drivers/gpu/drm/nouveau/nouveau.ko.zst").write_text("")
+    variable = node["root"] / SECURE_BOOT
+    variable.parent.mkdir(parents=True)
+    variable.write_bytes(b"\x06\x00\x00\x00\x01")
+    result = plan(run_module)[0]
+    assert result["kernel"]["nouveau_loaded"] and result["kernel"]["nouveau_installed"]
+    assert result["secure_boot"] is True
+
+
+def test_table_refusals_reach_the_operator(node, run_module):
+    result, failed = plan(run_module, kernel_modules="precompiled")
+    assert failed and result["msg"].startswith("nvidia_driver_kernel_modules: precompiled modules come from Ubuntu's")
+    result, failed = plan(run_module, distribution="sles15")
+    assert failed and result["msg"].startswith("nvidia_driver_source: nvidia has no NVIDIA driver packages for sles15")
