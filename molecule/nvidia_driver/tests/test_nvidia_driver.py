@@ -1,0 +1,166 @@
+"""The nvidia_driver role on two nodes reading the NVIDIA test repository (tests/repo) as a mirror.
+
+In file order: the state converge left (580, the newest of the branch, locked), the bad repository
+variants refused with the node's sources left as they were, then a branch change to 590 by the role in
+one run, and a second run that changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+REPO = "http://dlnode-repo/cuda"
+SOURCE = "/etc/apt/sources.list.d/nvidia-cuda.sources"
+KEYRING = "/etc/apt/keyrings/nvidia-cuda.gpg"
+SOURCE_PIN = "/etc/apt/preferences.d/nvidia-cuda.pref"
+PIN = "/etc/apt/preferences.d/dlnode-nvidia_driver.pref"
+BLACKLIST = "/etc/apt/apt.conf.d/52dlnode-nvidia_driver-unattended-upgrades"
+RECORD = "/etc/dlnode/package-sets/nvidia_driver.versions"
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
+FINGERPRINT = open(os.path.join(PROJECT, ".cache/repo/cuda/KEY-FINGERPRINT"), encoding="ascii").read().strip()
+BAD = os.path.join(PROJECT, ".cache/repo/bad")
+
+# Per repository: the version converge installs (the newest of 580), the 590 one, and a package of each.
+EXPECTED = {
+    "debian12": {"version": "580.126.16-1", "next": "590.48.01-1", "library": "libcuda1", "library_next": "libcuda1",
+                 "module": "nvidia-kernel-open-dkms", "metapackage": "nvidia-open"},
+    "ubuntu2404": {"version": "580.159.04-1ubuntu1", "next": "590.48.01-1ubuntu1", "library": "libnvidia-compute-580",
+                   "library_next": "libnvidia-compute", "module": "nvidia-dkms-580-open", "metapackage": "nvidia-open"},
+}
+
+
+def distro(host):
+    return host.backend.get_hostname().rsplit("-", 1)[1]
+
+
+def expected(host):
+    return EXPECTED[distro(host)]
+
+
+def version(host, package):
+    return host.run(f"dpkg-query -W -f '${{db:Status-Abbrev}}${{Version}}' {package}").stdout
+
+
+def module(host, module_name, check=False, **args):
+    # Not host.ansible: under ansible-core 2.21 the tree callback it reads leaves "failed" out of results.
+    return host.backend.run_ansible(f"dlnode.gpu.{module_name}", json.dumps(args), check=check, become=True)
+
+
+def apt_files(host):
+    return host.check_output("find /etc/apt /etc/dlnode -type f -printf '%p %m ' -exec md5sum {} \\; | sort")
+
+
+def role(host, *extra):
+    """ansible-playbook of the role on this node, as an operator runs it; (rc, stdout)."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".cache/collections"),
+               ANSIBLE_PIPELINING="True", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", host.backend.get_hostname(),
+            os.path.join(os.path.dirname(__file__), "..", "role.yml"), *extra]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def recap(output):
+    line = next(line for line in output.splitlines() if " ok=" in line and "changed=" in line)
+    return {field.split("=")[0]: int(field.split("=")[1]) for field in line.split(":", 1)[1].split()}
+
+
+def test_the_mirror_is_signed_by_its_keyring_and_pinned_as_nvidia_says(host):
+    source = host.file(SOURCE).content_string
+    assert f"URIs: {REPO}/{distro(host)}/x86_64/" in source and "Suites: /" in source
+    assert f"Signed-By: {KEYRING}" in source
+    assert host.file(KEYRING).mode == 0o644
+    assert "Pin: release l=NVIDIA CUDA\nPin-Priority: 600" in host.file(SOURCE_PIN).content_string
+
+
+def test_the_pinning_package_holds_the_branch(host):
+    assert version(host, "nvidia-driver-pinning-580").startswith("hi 580-")
+    assert "Pin: version 580.*" in host.file("/etc/apt/preferences.d/nvidia-driver-pin").content_string
+
+
+def test_the_whole_stack_is_installed_held_and_pinned_at_one_version(host):
+    want = expected(host)
+    record = host.file(RECORD).content_string
+    locked = dict(line.split() for line in record.splitlines() if line and not line.startswith("#"))
+    assert locked[want["metapackage"]] == want["version"] and locked[want["library"]] == want["version"]
+    assert locked[want["module"]] == want["version"] and locked["nvidia-persistenced"] == want["version"]
+    for name, locked_version in locked.items():
+        assert version(host, name) == f"hi {locked_version}", name
+    pins = host.file(PIN).content_string
+    assert f"Package: {want['metapackage']}\nPin: version {want['version']}\nPin-Priority: 1001" in pins
+
+
+def test_unattended_upgrades_skips_every_locked_package(host):
+    dump = host.check_output("apt-config dump Unattended-Upgrade::Package-Blacklist")
+    for name in ("nvidia-open", expected(host)["library"], "nvidia-persistenced"):
+        assert f'"^{name}$";' in dump
+
+
+def test_persistenced_is_enabled_and_nouveau_blacklisted(host):
+    assert host.service("nvidia-persistenced").is_enabled
+    assert "blacklist nouveau" in host.file("/etc/modprobe.d/dlnode-blacklist-nouveau.conf").content_string
+    # No NVSwitch: no fabric manager.
+    assert not version(host, "nvidia-fabricmanager").startswith("ii")
+
+
+def test_the_mok_is_made_and_dkms_signs_with_it(host):
+    if distro(host) != "debian12":
+        pytest.skip("signing runs on the debian12 node (nvidia_driver_module_signing: always)")
+    assert host.file("/var/lib/dlnode/mok/mok.key").mode == 0o600
+    assert host.file("/var/lib/dlnode/mok/mok.der").exists
+    assert "mok_signing_key" in host.file("/etc/dkms/framework.conf.d/dlnode-signing.conf").content_string
+
+
+@pytest.mark.parametrize("variant, message", [
+    ("unsigned", "is not signed"),
+    ("otherkey", "NO_PUBKEY"),
+])
+def test_a_bad_repository_is_refused_and_the_sources_stay(host, variant, message):
+    before = apt_files(host)
+    url = f"http://dlnode-repo/bad/{variant}/{distro(host)}/x86_64/"
+    result = module(host, "package_source", name="nvidia-cuda", url=url, suites=["/"],
+                    key_url=f"{REPO}/{distro(host)}/x86_64/{FINGERPRINT[-8:].lower()}.pub", fingerprints=[FINGERPRINT])
+    assert "msg" in result and message in result["msg"], result["msg"]
+    assert apt_files(host) == before
+
+
+def test_a_wrong_fingerprint_is_refused_before_anything_is_written(host):
+    before = apt_files(host)
+    wrong = open(os.path.join(BAD, "OTHER-KEY-FINGERPRINT"), encoding="ascii").read().strip()
+    result = module(host, "package_source", name="nvidia-cuda", url=f"{REPO}/{distro(host)}/x86_64/", suites=["/"],
+                    key_url=f"{REPO}/{distro(host)}/x86_64/{FINGERPRINT[-8:].lower()}.pub", fingerprints=[wrong])
+    assert "msg" in result and wrong[-16:] in result["msg"].replace(" ", ""), result["msg"]
+    assert apt_files(host) == before
+
+
+def test_check_mode_predicts_the_branch_change_and_writes_nothing(host):
+    before = apt_files(host)
+    rc, output = role(host, "--check", "-e", "nvidia_driver_branch=590")
+    assert rc == 0, output
+    assert recap(output)["changed"] >= 2 and apt_files(host) == before
+    assert version(host, "nvidia-driver-pinning-580").startswith("hi ")
+
+
+def test_the_branch_change_unholds_upgrades_and_holds_in_one_run(host):
+    want = expected(host)
+    rc, output = role(host, "-e", "nvidia_driver_branch=590")
+    assert rc == 0, output
+    assert version(host, "nvidia-driver-pinning-590").startswith("hi 590-")
+    assert not version(host, "nvidia-driver-pinning-580").startswith("ii")
+    assert version(host, want["library_next"]) == f"hi {want['next']}"
+    assert version(host, "nvidia-open") == f"hi {want['next']}"
+    assert f"Pin: version {want['next']}" in host.file(PIN).content_string
+    if distro(host) == "ubuntu2404":
+        # The 580 names are gone: replaced by the 590 packages that dropped the branch.
+        assert not version(host, "libnvidia-compute-580").startswith("ii")
+        assert "libnvidia-compute-580" not in host.file(RECORD).content_string
+    broken = host.run("apt-get check -q")
+    assert broken.rc == 0, broken.stdout + broken.stderr
+
+
+def test_a_second_run_on_the_new_branch_changes_nothing(host):
+    rc, output = role(host, "-e", "nvidia_driver_branch=590")
+    assert rc == 0 and recap(output)["changed"] == 0, output
