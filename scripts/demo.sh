@@ -5,9 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 inventory=inventories/demo/hosts.yml
 nodes=$(ansible-inventory -i "$inventory" --list | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["gpu_nodes"]["hosts"]))')
+# NVIDIA's repository is not reachable here: the driver comes from the test repository (tests/repo,
+# test doubles with NVIDIA's names), served on the test network as a mirror would be.
+tests/repo/serve.sh start >/dev/null
 # The same node containers as Molecule's (tests/images/nodes.yml), started fresh; its output only if it fails.
 # shellcheck disable=SC2086  # $nodes is a list of names
-started=$(python3 -c 'import json,sys; print(json.dumps({"dlnode_test_nodes": [{"name": n} for n in sys.argv[1:]],
+started=$(python3 -c 'import json,sys; print(json.dumps({"dlnode_test_nodes": [{"name": n, "networks": [{"name": "dlnode-test"}]}
+                                                                             for n in sys.argv[1:]],
                                                         "dlnode_test_labels": {"dlnode.demo": "true"}}))' $nodes)
 if ! log=$(ansible-playbook -i localhost, tests/images/nodes.yml -e "$started" 2>&1); then
   printf '%s\n' "$log" >&2
@@ -26,6 +30,8 @@ for node in $nodes; do
   docker exec "$node" sh -c 'printf "%s: %s; sysctl file %s keys (swappiness %s; running %s, /proc/sys is read-only in a container); memlock %s; packages %s\n" \
     "$(hostname)" "$(. /etc/os-release; echo $PRETTY_NAME)" "$(grep -c " = " /etc/sysctl.d/90-dlnode-base.conf)" \
     "$(sed -n "s/^vm.swappiness = //p" /etc/sysctl.d/90-dlnode-base.conf)" "$(cat /proc/sys/vm/swappiness)" \
-    "$(runuser -l root -c "ulimit -l")" "$(dpkg -l gcc dkms jq chrony numactl 2>/dev/null | grep -c ^ii)/5"'
+    "$(runuser -l root -c "ulimit -l")" "$(dpkg -l gcc dkms jq chrony numactl 2>/dev/null | grep -c ^ii)/5"
+    printf "  NVIDIA driver (test doubles): %s, %s packages held\n" \
+      "$(dpkg-query -W -f "\${Package} \${Version}" nvidia-open 2>/dev/null)" "$(apt-mark showhold | grep -c .)"'
 done
-echo "Nodes left running for a look: docker exec -it NODE bash; remove them with: docker rm -f $nodes"
+echo "Nodes left running for a look: docker exec -it NODE bash; remove them with: docker rm -f $nodes; tests/repo/serve.sh stop"

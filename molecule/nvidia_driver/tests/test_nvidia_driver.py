@@ -102,8 +102,17 @@ def test_unattended_upgrades_skips_every_locked_package(host):
 def test_persistenced_is_enabled_and_nouveau_blacklisted(host):
     assert host.service("nvidia-persistenced").is_enabled
     assert "blacklist nouveau" in host.file("/etc/modprobe.d/dlnode-blacklist-nouveau.conf").content_string
-    # No NVSwitch: no fabric manager.
-    assert not version(host, "nvidia-fabricmanager").startswith("ii")
+
+
+def test_fabric_manager_only_where_asked(host):
+    if distro(host) == "ubuntu2404":
+        # nvidia_driver_fabricmanager: always. Its revision is -1 where the driver's is -1ubuntu1.
+        assert version(host, "nvidia-fabricmanager") == "hi 580.159.04-1"
+        assert version(host, "libnvidia-nscq") == "hi 580.159.04-1"
+        assert host.service("nvidia-fabricmanager").is_enabled
+    else:
+        # auto, and no NVSwitch on the PCI bus.
+        assert not version(host, "nvidia-fabricmanager").startswith("ii")
 
 
 def test_the_mok_is_made_and_dkms_signs_with_it(host):
@@ -133,6 +142,14 @@ def test_a_wrong_fingerprint_is_refused_before_anything_is_written(host):
     result = module(host, "package_source", name="nvidia-cuda", url=f"{REPO}/{distro(host)}/x86_64/", suites=["/"],
                     key_url=f"{REPO}/{distro(host)}/x86_64/{FINGERPRINT[-8:].lower()}.pub", fingerprints=[wrong])
     assert "msg" in result and wrong[-16:] in result["msg"].replace(" ", ""), result["msg"]
+    assert apt_files(host) == before
+
+
+def test_the_role_refuses_a_key_of_another_fingerprint_and_leaves_the_sources(host):
+    before = apt_files(host)
+    wrong = open(os.path.join(BAD, "OTHER-KEY-FINGERPRINT"), encoding="ascii").read().strip()
+    rc, output = role(host, "-e", json.dumps({"nvidia_driver_key_fingerprints": [wrong]}))
+    assert rc != 0 and "fingerprints: the key does not match" in " ".join(output.split()), output
     assert apt_files(host) == before
 
 

@@ -310,7 +310,7 @@ VERSIONLOCK_LIST = "Last metadata expiration check: 0:12:01 ago on Tue 25 Nov 20
 
 @pytest.fixture
 def el_node(tmp_path, monkeypatch):
-    state = dict(commands=[], rpm=RPM_OUT, plugin=True, locks=VERSIONLOCK_LIST)
+    state = dict(commands=[], rpm=RPM_OUT, plugin=True, locks=VERSIONLOCK_LIST, repoquery="")
     monkeypatch.setattr(files, "ROOT", str(tmp_path))
     tools = {"rpm", "dnf"}
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
@@ -326,6 +326,8 @@ def el_node(tmp_path, monkeypatch):
             return 0, state["rpm"], ""
         if args[:2] == ["versionlock", "list"]:
             return 0, state["locks"], ""
+        if args[:1] == ["repoquery"]:
+            return 0, state["repoquery"], ""
         return 0, "", ""
 
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
@@ -372,3 +374,12 @@ def test_dnf_versions_need_the_release(el_node, run_module):
     result, failed = run_module(package_set, dict(name="nvidia_driver", packages={"nvidia-driver": "550.127.08"}))
     assert failed and result["msg"] == ("packages: nvidia-driver: '550.127.08' is not an exact dnf version "
                                         "([epoch:]version-release, no spaces) nor a version prefix ending in '*' (580.*)")
+
+
+def test_dnf_pattern_resolves_from_repoquery(el_node, run_module):
+    el_node["repoquery"] = ("kmod-nvidia 3:550.127.08-1.el9\nkmod-nvidia 3:550.90.07-1.el9\nkmod-nvidia 3:560.35.03-1.el9\n"
+                            "nvidia-driver 3:550.127.08-1.el9\nnvidia-driver 3:550.90.07-1.el9\n")
+    result, failed = run_module(package_set, dict(name="nvidia_driver", packages={"nvidia-driver": "550.*", "kmod-nvidia": "550.*"}),
+                                check_mode=True)
+    assert not failed and result["locked"] == DRIVER_550
+    assert ["dnf", "repoquery", "-q", "--queryformat", "%{name} %{evr}\\n", "kmod-nvidia", "nvidia-driver"] in el_node["commands"]
