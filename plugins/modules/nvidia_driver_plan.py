@@ -17,6 +17,9 @@ description:
   - "Open modules are NVIDIA's default (since 560) and need Turing or newer; Blackwell and Grace Hopper
     need them; Maxwell, Pascal and Volta need the proprietary ones, and 580 is the last branch for them.
     A choice or branch that cannot drive a GPU found is refused, naming the GPU and the variable to change."
+  - "A running driver that no package installed (its C(nvidia-smi) belongs to no package: a runfile, a driver
+    container, a hypervisor's injected driver) is RV(foreign_driver): kept when it is of O(branch) (and O(version)),
+    refused otherwise, naming it and what to do."
   - "The version pattern: V(<version>-*) when O(version) is given; else the installed driver's version when it
     is of O(branch) (a re-run moves nothing); else V(<branch>.*), the newest of the branch."
 options:
@@ -95,6 +98,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+foreign_driver:
+  description: The running driver when no package installed it (its version and nvidia-smi), else null.
+  returned: success
+  type: dict
+  sample: {"version": "580.159.04", "nvidia_smi": "/usr/local/nvidia/bin/nvidia-smi"}
 modules:
   description: The kernel module flavour chosen.
   returned: success
@@ -194,6 +202,7 @@ ARGUMENT_SPEC = dict(
     devices=dict(type="list", elements="dict", default=[]),
 )
 TOOL_PACKAGES = {"dpkg-query": "dpkg", "rpm": "rpm", "apt-cache": "apt", "dnf": "dnf"}
+OWNER_QUERY = {"apt": ("dpkg-query", "-S"), "dnf": ("rpm", "-qf")}
 HEADERS = {"apt": "linux-headers-{}", "dnf": "kernel-devel-{}"}
 
 
@@ -215,6 +224,17 @@ def kernel_state(commands, manager, release):
         "nouveau_loaded": os.path.isdir(files.host_path("/sys/module/nouveau")),
         "nouveau_installed": bool(nouveau),
     }
+
+
+def foreign_driver(module, commands, manager, loaded):
+    """The running driver when no package installed it (a runfile, a driver container, the host's
+    injected driver): its nvidia-smi belongs to no package. None otherwise."""
+    smi = module.get_bin_path("nvidia-smi")
+    if not loaded or not smi:
+        return None
+    if commands.result(*OWNER_QUERY[manager], os.path.realpath(smi))[0] == 0:
+        return None
+    return {"version": loaded, "nvidia_smi": smi}
 
 
 def wanted(setting, present, why_not):
@@ -247,12 +267,21 @@ def run(module, result):
     installed = database.read_installed(commands, database_name, [names["version_package"]]).get(names["version_package"])
     pattern = driver.version_pattern(params["branch"], params["version"], installed)
     names = driver.package_names(params["table"], dict(request, version=pattern))
+    kernel = kernel_state(commands, names["manager"], release)
+    foreign = foreign_driver(module, commands, names["manager"], kernel["nvidia_loaded"])
+    if foreign and (not foreign["version"].startswith(f"{params['branch']}.")
+                    or (params["version"] and foreign["version"] != params["version"])):
+        raise DlnodeError(f"nvidia_driver_branch: the running driver {foreign['version']} was not installed by packages "
+                          f"({foreign['nvidia_smi']} belongs to none: a runfile, a driver container or the host's), and "
+                          f"{params['version'] or 'branch ' + str(params['branch'])} was asked: remove that driver first "
+                          f"(nvidia-uninstall for a runfile), or ask for {foreign['version']} to keep it. Nothing was changed")
     result.update(
+        foreign_driver=foreign,
         modules=modules, modules_reason=reason, manager=names["manager"], version_pattern=pattern,
         version_package=names["version_package"], installed_version=installed, pinning=names["pinning"],
         packages=names["packages"], stream=names["stream"], services=names["services"],
         enabled_on_install=names["enabled_on_install"],
-        fabric=fabric, nvlink5=nvlink5, kernel=kernel_state(commands, names["manager"], release),
+        fabric=fabric, nvlink5=nvlink5, kernel=kernel,
         secure_boot=secure_boot.state(files.ROOT),
     )
 

@@ -23,6 +23,11 @@ options:
     description: The package whose version is the driver's (the plan's C(version_package)).
     type: str
     required: true
+  expected_version:
+    description:
+      - The driver version to verify instead of O(version_package)'s, for a driver no package installed
+        (the plan's C(foreign_driver)).
+    type: str
   reload:
     description: Replace a loaded module of another version when no process holds a GPU.
     type: bool
@@ -115,6 +120,7 @@ from ansible_collections.dlnode.gpu.plugins.module_utils.packages import databas
 
 ARGUMENT_SPEC = dict(
     version_package=dict(type="str", required=True),
+    expected_version=dict(type="str"),
     reload=dict(type="bool", default=False),
     services=dict(type="list", elements="str", default=[]),
     modules=dict(type="list", elements="str", default=["nvidia_uvm", "nvidia_drm", "nvidia_modeset", "nvidia"]),
@@ -173,8 +179,11 @@ def run(module, result):
     params = module.params
     commands = Commands(module, TOOL_PACKAGES)
     manager = database.detect(commands)
-    installed = database.read_installed(commands, manager, [params["version_package"]]).get(params["version_package"])
-    installed = driver.upstream(installed) if installed else None
+    if params["expected_version"]:
+        installed = params["expected_version"]
+    else:
+        installed = database.read_installed(commands, manager, [params["version_package"]]).get(params["version_package"])
+        installed = driver.upstream(installed) if installed else None
     loaded = pci.driver_version(files.ROOT)
     nouveau = os.path.isdir(files.host_path("/sys/module/nouveau"))
     result.update(installed_version=installed, loaded_version=loaded)

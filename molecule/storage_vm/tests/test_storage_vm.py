@@ -86,3 +86,25 @@ def test_kernel_cmdline_through_the_real_grub(host):
     gone = cmdline()
     assert gone["changed"] and not host.file(dropin).exists, gone
     assert linux_lines() and not any("iommu=pt" in line for line in linux_lines())
+
+
+def test_nouveau_is_blacklisted_in_the_initramfs_and_on_the_kernel_command_line(host):
+    """The VM's kernel has nouveau: the nvidia_driver role blacklisted it where the next boot reads it."""
+    release = host.check_output("uname -r")
+    assert host.file(f"/lib/modules/{release}/kernel/drivers/gpu/drm/nouveau/nouveau.ko").exists \
+        or host.run(f"ls /lib/modules/{release}/kernel/drivers/gpu/drm/nouveau/nouveau.ko*").rc == 0
+    blacklist = "/etc/modprobe.d/dlnode-blacklist-nouveau.conf"
+    assert "blacklist nouveau" in host.file(blacklist).content_string
+    # The handler rebuilt the initramfs: initramfs-tools copies /etc/modprobe.d into it.
+    assert blacklist.lstrip("/") in host.check_output(f"lsinitramfs /boot/initrd.img-{release}").splitlines()
+    dropin = host.file("/etc/default/grub.d/91-dlnode-nvidia-driver.cfg").content_string
+    assert "modprobe.blacklist=nouveau" in dropin
+    # GRUB_CMDLINE_LINUX_DEFAULT: every entry but the recovery ones (" single").
+    entries = [line for line in host.file("/boot/grub/grub.cfg").content_string.splitlines()
+               if line.strip().startswith("linux") and " single" not in line]
+    assert entries and all("modprobe.blacklist=nouveau" in line for line in entries)
+
+
+def test_the_driver_doubles_are_locked_from_the_file_uri(host):
+    assert "URIs: file:///srv/dlnode-repo/cuda/debian12/x86_64/" in host.file("/etc/apt/sources.list.d/nvidia-cuda.sources").content_string
+    assert host.check_output("dpkg-query -W -f '${db:Status-Abbrev}${Version}' nvidia-open") == "hi 580.126.16-1"

@@ -28,15 +28,21 @@ def node(tmp_path, monkeypatch):
     root = fake_pci.build(tmp_path / "node")
     (root / "proc/sys/kernel").mkdir(parents=True)
     (root / "proc/sys/kernel/osrelease").write_text(RELEASE + "\n")
-    state = {"root": root, "installed": {}, "headers_in_archive": True, "commands": []}
+    state = {"root": root, "installed": {}, "headers_in_archive": True, "commands": [], "tools": set(),
+             "smi_owner": None}
     monkeypatch.setattr(files, "ROOT", str(root))
     tools = {"dpkg-query", "apt-cache", "apt-get"}
+    smi = "/usr/local/nvidia/bin/nvidia-smi"  # where the real H100 node has it (tests/fixtures/node)
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
-                        lambda self, name, required=False, opt_dirs=None: f"/usr/bin/{name}" if name in tools else None)
+                        lambda self, name, required=False, opt_dirs=None: smi if name in state["tools"] and name == "nvidia-smi"
+                        else f"/usr/bin/{name}" if name in tools else None)
 
     def run_command(self, argv, **kwargs):
         name, args = argv[0].rsplit("/", 1)[-1], list(argv[1:])
         state["commands"].append([name, *args])
+        if name == "dpkg-query" and args[0] == "-S":
+            return (0, f"{state['smi_owner']}: {args[1]}\n", "") if state["smi_owner"] else \
+                (1, "", f"dpkg-query: no path found matching pattern {args[1]}\n")
         if name == "dpkg-query":
             names = args[args.index("--") + 1:]
             return (0 if all(n in state["installed"] for n in names) else 1,
@@ -138,3 +144,30 @@ def test_table_refusals_reach_the_operator(node, run_module):
     assert failed and result["msg"].startswith("nvidia_driver_kernel_modules: precompiled modules come from Ubuntu's")
     result, failed = plan(run_module, distribution="sles15")
     assert failed and result["msg"].startswith("nvidia_driver_source: nvidia has no NVIDIA driver packages for sles15")
+
+
+def test_the_h100_nodes_own_driver_is_kept_when_of_the_branch(node, run_module):
+    # The real H100 node: module 580.159.04 loaded, nvidia-smi in /usr/local/nvidia/bin, no driver package.
+    node["tools"].add("nvidia-smi")
+    result, failed = plan(run_module, check_mode=True)
+    assert not failed and result["foreign_driver"] == {"version": "580.159.04",
+                                                       "nvidia_smi": "/usr/local/nvidia/bin/nvidia-smi"}
+    assert ["dpkg-query", "-S", "/usr/local/nvidia/bin/nvidia-smi"] in node["commands"]
+    assert plan(run_module, version="580.159.04")[0]["foreign_driver"]["version"] == "580.159.04"
+
+
+def test_a_driver_outside_the_package_manager_of_another_branch_is_refused(node, run_module):
+    node["tools"].add("nvidia-smi")
+    for options in (dict(branch=590), dict(version="580.126.16")):
+        result, failed = plan(run_module, **options)
+        assert failed and result["msg"].startswith(
+            "nvidia_driver_branch: the running driver 580.159.04 was not installed by packages "
+            "(/usr/local/nvidia/bin/nvidia-smi belongs to none: a runfile, a driver container or the host's), and "), result
+        assert result["msg"].endswith("remove that driver first (nvidia-uninstall for a runfile), or ask for 580.159.04 "
+                                      "to keep it. Nothing was changed")
+
+
+def test_a_packaged_driver_is_not_foreign(node, run_module):
+    node["tools"].add("nvidia-smi")
+    node["smi_owner"] = "nvidia-utils-580"
+    assert plan(run_module)[0]["foreign_driver"] is None

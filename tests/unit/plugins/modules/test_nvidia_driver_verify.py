@@ -129,3 +129,11 @@ def test_nvidia_smi_failure_fails(node, run_module):
     result, failed = verify(run_module)
     assert failed and result["msg"] == (f"nvidia-smi failed (rc 9) with the driver {LOADED} loaded: NVIDIA-SMI has failed "
                                         "because it couldn't communicate with the NVIDIA driver.")
+
+
+def test_a_driver_no_package_installed_is_verified_at_the_version_given(node, run_module):
+    fake_pci.build(node["root"])
+    node["installed"] = None
+    result, failed = verify(run_module, expected_version=LOADED)
+    assert not failed and result["verified"] and result["installed_version"] == LOADED
+    assert not [c for c in node["commands"] if c[0] == "dpkg-query"]
