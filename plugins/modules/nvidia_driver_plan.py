@@ -169,7 +169,8 @@ kernel:
   description: The running kernel, its headers (installed, or available from the configured archive), and the loaded modules.
   returned: success
   type: dict
-  sample: {"release": "6.8.0-45-generic", "headers_package": "linux-headers-6.8.0-45-generic", "headers_installed": false,
+  sample: {"release": "6.8.0-45-generic", "headers_package": "linux-headers-6.8.0-45-generic",
+           "headers_meta": ["linux-headers-generic"], "headers_installed": false,
            "headers_available": true, "nvidia_loaded": "580.126.16", "nouveau_loaded": false, "nouveau_installed": true}
 secure_boot:
   description: Whether Secure Boot is on (null where the node has no EFI or it cannot be read).
@@ -218,12 +219,25 @@ def kernel_state(commands, manager, release):
     return {
         "release": release,
         "headers_package": headers,
+        "headers_meta": headers_meta(commands, manager),
         "headers_installed": installed,
         "headers_available": available,
         "nvidia_loaded": pci.driver_version(files.ROOT),
         "nouveau_loaded": os.path.isdir(files.host_path("/sys/module/nouveau")),
         "nouveau_installed": bool(nouveau),
     }
+
+
+def headers_meta(commands, manager):
+    """The headers metapackage of each kernel metapackage installed (linux-image-amd64 -> linux-headers-amd64,
+    linux-image-generic-hwe-24.04 -> linux-headers-generic-hwe-24.04): with it, a kernel update brings its
+    headers and DKMS builds the driver for the new kernel. apt only."""
+    if manager != "apt":
+        return []
+    images = database.read_installed(commands, "dpkg", ["linux-image-*"])
+    prefix = "linux-image-"
+    return sorted("linux-headers-" + name[len(prefix):] for name in images
+                  if name.startswith(prefix) and not name[len(prefix):][:1].isdigit() and not name.endswith("-dbg"))
 
 
 def foreign_driver(module, commands, manager, loaded):

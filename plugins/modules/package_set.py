@@ -35,7 +35,7 @@ options:
     description:
       - "Package name: exact version, as apt or dnf prints it (quoted: V(\"535.261.03-1\"), V(\"1:2.3-1\");
         dnf C([epoch:]version-release)). Required with O(state=present)."
-      - "Or a version prefix ending in C(*) (V(\"580.*\"), V(\"580.126.16-*\")): the installed version when it
+      - "Or a pattern with C(*) for any characters (V(\"580.*\"), V(\"2.28.3-*+cuda13.0\")): the installed version when it
         matches, else the newest version the sources have that matches (one C(apt-cache madison) of those
         packages). The set is then locked at that exact version, and a re-run keeps it: a newer matching
         version in the sources moves nothing until the pattern or version changes."
@@ -203,7 +203,7 @@ def check_options(params, manager):
                               f"got {type(version).__name__} {version!r} (YAML reads 1.10 as the number 1.1)")
         if not version_re.match(version) and not versions.PATTERN_RE.match(version):
             raise DlnodeError(f"packages: {package}: {version!r} is not an exact {manager} version ({form}, "
-                              "no spaces) nor a version prefix ending in '*' (580.*)")
+                              "no spaces) nor a pattern with '*' (580.*)")
     priority = params["pin_priority"]
     if manager == "apt" and params["pin"] and (priority == 0 or not -32768 <= priority <= 32767):
         raise DlnodeError(f"pin_priority: {params['pin_priority']} must be a non-zero number from -32768 to 32767 "

@@ -2,7 +2,8 @@
 # Copyright: contributors to dlnode.gpu
 """Package versions: the order dpkg and rpm give them, and the patterns a set may ask for.
 
-A pattern is a version prefix ending in `*` ("580.*", "580.126.16-*", or `*` alone): it stands for
+A pattern is a version with `*` for any characters ("580.*", "580.126.16-*", "2.28.3-*+cuda13.0", or
+`*` alone): it stands for
 the installed version when that matches, else the newest version the sources have that matches. An
 epoch the pattern does not name is not compared ("580.*" matches "3:580.126.16-1.el9"). The order is
 dpkg's (deb-version(7)): epoch, then upstream version and revision compared part by part, digits
@@ -15,11 +16,12 @@ import fnmatch
 import re
 from functools import cmp_to_key
 
-PATTERN_RE = re.compile(r"^(?:(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*)?\*$")
+# A version with `*` for any run of characters, at least one: 580.*, 2.28.3-*+cuda13.0, *.
+PATTERN_RE = re.compile(r"^(?=[^*]*\*)(?:[0-9]+:)?[0-9*][A-Za-z0-9.+~:*-]*$")
 
 
 def is_pattern(version):
-    return isinstance(version, str) and version.endswith("*")
+    return isinstance(version, str) and "*" in version
 
 
 def matches(version, pattern):

@@ -29,7 +29,7 @@ def node(tmp_path, monkeypatch):
     (root / "proc/sys/kernel").mkdir(parents=True)
     (root / "proc/sys/kernel/osrelease").write_text(RELEASE + "\n")
     state = {"root": root, "installed": {}, "headers_in_archive": True, "commands": [], "tools": set(),
-             "smi_owner": None}
+             "smi_owner": None, "images": []}
     monkeypatch.setattr(files, "ROOT", str(root))
     tools = {"dpkg-query", "apt-cache", "apt-get"}
     smi = "/usr/local/nvidia/bin/nvidia-smi"  # where the real H100 node has it (tests/fixtures/node)
@@ -43,6 +43,8 @@ def node(tmp_path, monkeypatch):
         if name == "dpkg-query" and args[0] == "-S":
             return (0, f"{state['smi_owner']}: {args[1]}\n", "") if state["smi_owner"] else \
                 (1, "", f"dpkg-query: no path found matching pattern {args[1]}\n")
+        if name == "dpkg-query" and args[-1] == "linux-image-*":
+            return 0, "".join(f"{image}\tii \t6.8.0-45.45\n" for image in state["images"]), ""
         if name == "dpkg-query":
             names = args[args.index("--") + 1:]
             return (0 if all(n in state["installed"] for n in names) else 1,
@@ -73,7 +75,8 @@ def test_the_h100_node_with_its_driver_installed_keeps_it(node, run_module):
     assert result["packages"]["nvidia-open"] == "580.159.04-*"
     assert result["fabric"] == {"wanted": False, "reason": "no NVSwitch on the PCI bus"}
     assert result["services"] == ["nvidia-persistenced.service"]
-    assert result["kernel"] == {"release": RELEASE, "headers_package": f"linux-headers-{RELEASE}", "headers_installed": False,
+    assert result["kernel"] == {"release": RELEASE, "headers_package": f"linux-headers-{RELEASE}", "headers_meta": [],
+                                "headers_installed": False,
                                 "headers_available": True, "nvidia_loaded": "580.159.04", "nouveau_loaded": False,
                                 "nouveau_installed": False}
     assert result["secure_boot"] is None
@@ -171,3 +174,8 @@ def test_a_packaged_driver_is_not_foreign(node, run_module):
     node["tools"].add("nvidia-smi")
     node["smi_owner"] = "nvidia-utils-580"
     assert plan(run_module)[0]["foreign_driver"] is None
+
+
+def test_the_headers_metapackage_follows_the_kernel_metapackage(node, run_module):
+    node["images"] = [f"linux-image-{RELEASE}", "linux-image-generic-hwe-24.04", "linux-image-6.8.0-40-generic"]
+    assert plan(run_module)[0]["kernel"]["headers_meta"] == ["linux-headers-generic-hwe-24.04"]

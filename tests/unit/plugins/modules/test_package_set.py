@@ -282,11 +282,11 @@ def test_blacklist_entries_match_the_exact_name_only():
      "packages: the version of libcext0 must be a quoted string as apt prints it, got float 1.1 "
      "(YAML reads 1.10 as the number 1.1)"),
     (dict(name="test_lock", packages={"libcext0": "latest"}),
-     "packages: libcext0: 'latest' is not an exact apt version ([epoch:]version[-revision], no spaces) nor a version "
-     "prefix ending in '*' (580.*)"),
-    (dict(name="test_lock", packages={"libcext0": "7.*.3"}),
-     "packages: libcext0: '7.*.3' is not an exact apt version ([epoch:]version[-revision], no spaces) nor a version "
-     "prefix ending in '*' (580.*)"),
+     "packages: libcext0: 'latest' is not an exact apt version ([epoch:]version[-revision], no spaces) nor a pattern "
+     "with '*' (580.*)"),
+    (dict(name="test_lock", packages={"libcext0": "7.2 *"}),
+     "packages: libcext0: '7.2 *' is not an exact apt version ([epoch:]version[-revision], no spaces) nor a pattern "
+     "with '*' (580.*)"),
     (dict(name="test_lock", packages={"libcext0:amd64": OLD}),
      "packages: 'libcext0:amd64' is not a apt package name (no architecture, pattern or path)"),
     (dict(name="test_lock", packages=BOTH_OLD, pin_priority=0),
@@ -373,7 +373,7 @@ def test_dnf_without_the_versionlock_plugin(el_node, run_module):
 def test_dnf_versions_need_the_release(el_node, run_module):
     result, failed = run_module(package_set, dict(name="nvidia_driver", packages={"nvidia-driver": "550.127.08"}))
     assert failed and result["msg"] == ("packages: nvidia-driver: '550.127.08' is not an exact dnf version "
-                                        "([epoch:]version-release, no spaces) nor a version prefix ending in '*' (580.*)")
+                                        "([epoch:]version-release, no spaces) nor a pattern with '*' (580.*)")
 
 
 def test_dnf_pattern_resolves_from_repoquery(el_node, run_module):

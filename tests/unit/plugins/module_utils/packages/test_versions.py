@@ -39,6 +39,8 @@ def test_newest_and_resolve():
     assert versions.resolve("600.*", None, available) is None
     # 5800.x is not branch 580.
     assert versions.resolve("580.*", None, ["5800.1-1"]) is None
+    nccl = ["2.28.3-1+cuda12.8", "2.28.3-1+cuda13.0", "2.26.5-1+cuda13.0"]
+    assert versions.resolve("*+cuda13.0", None, nccl) == "2.28.3-1+cuda13.0"
 
 
 @pytest.mark.parametrize("version, pattern, expected", [
@@ -51,6 +53,7 @@ def test_matches(version, pattern, expected):
 
 
 @pytest.mark.parametrize("text, expected", [("580.*", True), ("580.126.16-*", True), ("3:580.*", True),
-                                            ("*", True), ("580.*.1", False), ("latest", False), ("580 .*", False)])
+                                            ("*", True), ("2.28.3-*+cuda13.0", True), ("580.126.16", False), ("latest", False),
+                                            ("580 .*", False)])
 def test_pattern_form(text, expected):
     assert bool(versions.PATTERN_RE.match(text)) is expected
