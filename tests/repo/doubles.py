@@ -72,7 +72,7 @@ def _fill(template, values: dict) -> str:
     try:
         return str(template).format(**values)
     except (KeyError, IndexError) as err:
-        raise DataError(f"{values.get('name') or template}: the template {str(template)[:60]!r} names {err}, which its table "
+        raise DataError(f"{values.get('name', 'packages.yml')}: the template {str(template)[:60]!r} names {err}, which its table "
                         f"does not give; it gives: {', '.join(sorted(values))}") from None
 
 
