@@ -1,7 +1,9 @@
 """Expand tests/repo/packages.yml into the package trees of the NVIDIA test-double repositories.
 
 build.sh runs it; dpkg-deb builds each tree. The expansion refuses a package whose dependency no
-package of the same repository satisfies, and a package built twice, before anything is built.
+package of the same repository satisfies, a package built twice, and a template naming a value its
+table does not have, before anything is built. A package's `postinst:`/`prerm:` become its
+maintainer scripts (DEBIAN/postinst, DEBIAN/prerm), run by dpkg on the node.
 
     python3 doubles.py DATA distros                 the repositories, one a line
     python3 doubles.py DATA trees DISTRO DEST       one tree per package under DEST, its name printed
@@ -19,8 +21,9 @@ import sys
 import yaml
 
 RELATION_FIELDS = {"depends": "Depends", "provides": "Provides", "conflicts": "Conflicts", "replaces": "Replaces"}
-ENTRY_KEYS = {"name", "for", "branches", "version", "architecture", "section", "description", "depends", "provides", "conflicts",
-              "replaces", "renames", "files", "source", "unconfirmed"}
+ENTRY_KEYS = {"name", "for", "branches", "majors", "version", "architecture", "section", "description", "depends", "provides",
+              "conflicts", "replaces", "renames", "files", "dirs", "postinst", "prerm", "source", "unconfirmed"}
+SCRIPTS = ("postinst", "prerm")
 RELATION = re.compile(r"^\s*(?P<name>[a-z0-9][a-z0-9+.-]+)\s*(?:\((?P<op><<|<=|=|>=|>>)\s*(?P<version>[^)\s]+)\s*\))?\s*$")
 
 
@@ -66,7 +69,38 @@ def satisfies(version: str, operator: str, wanted: str) -> bool:
 
 
 def _fill(template, values: dict) -> str:
-    return str(template).format(**values)
+    try:
+        return str(template).format(**values)
+    except (KeyError, IndexError) as err:
+        raise DataError(f"{values.get('name', 'packages.yml')}: the template {str(template)[:60]!r} names {err}, which its table "
+                        f"does not give; it gives: {', '.join(sorted(values))}") from None
+
+
+def _instances(repository: dict, entry: dict, distro: str) -> list[dict]:
+    """The values of each package an entry builds: per driver version or branch, per toolkit, cuDNN or NCCL build, or once."""
+    kind = entry.get("for")
+    if kind in ("version", "branch"):
+        branches = [str(branch) for branch in entry.get("branches", repository["branches"])]
+        if kind == "branch":
+            return [{"branch": branch, "version": branch, "full": f"{branch}{repository['revision']}"} for branch in branches]
+        return [{"branch": branch, "version": version, "full": f"{version}{repository['revision']}"}
+                for branch in branches for version in repository["branches"][branch]]
+    if kind in ("cuda", "cudnn", "nccl") and kind not in repository:
+        raise DataError(f"{distro} {entry.get('name')}: `for: {kind}` but the repository has no `{kind}:` table")
+    if kind == "cuda":
+        # A toolkit X.Y: the names say X-Y, the alternatives' priority is XY (13.0 -> 130, 13.2 -> 132).
+        return [dict(parts, cuda=cuda, cuda_major=cuda.split(".")[0], cuda_dash=cuda.replace(".", "-"), cuda_priority=cuda.replace(".", ""))
+                for cuda, parts in repository["cuda"].items()]
+    if kind == "cudnn":
+        majors = [str(major) for major in entry.get("majors", repository["cudnn"])]
+        return [{"cuda_major": major, "cudnn": version, "cudnn_parts": version.split("."), "full": f"{version}-1"}
+                for major in majors for version in repository["cudnn"][major]]
+    if kind == "nccl":
+        return [{"nccl_cuda": cuda, "nccl": version, "nccl_parts": version.split("-")[0].split("."), "full": f"{version}+cuda{cuda}"}
+                for cuda, versions in repository["nccl"].items() for version in versions]
+    if kind is None:
+        return [{"branch": "", "version": "", "full": repository["revision"]}]
+    raise DataError(f"{distro} {entry.get('name')}: `for: {kind}` is not one of version, branch, cuda, cudnn, nccl")
 
 
 def expand(data: dict, distro: str) -> list[dict]:
@@ -75,22 +109,17 @@ def expand(data: dict, distro: str) -> list[dict]:
     if repository is None:
         raise DataError(f"no repository {distro!r} in packages.yml; there are: {', '.join(data['repositories'])}")
     packages = []
-    for entry in repository["packages"]:
+    for entry in repository["packages"] + data.get("shared_packages", []):
         unknown = sorted(set(entry) - ENTRY_KEYS)
         if unknown:
             raise DataError(f"{distro} {entry.get('name')}: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(ENTRY_KEYS))}")
-        branches = [str(branch) for branch in entry.get("branches", repository["branches"])]
-        if entry.get("for") == "version":
-            instances = [(branch, version) for branch in branches for version in repository["branches"][branch]]
-        elif entry.get("for") == "branch":
-            instances = [(branch, branch) for branch in branches]
-        else:
-            instances = [("", "")]
-        for branch, version in instances:
-            values = {"branch": branch, "version": version, "full": f"{version}{repository['revision']}", "pinned": repository["pinned"]}
+        if entry.get("for") not in ("version", "branch", None) and "version" not in entry:
+            raise DataError(f"{distro} {entry['name']}: `for: {entry['for']}` needs a `version:` template")
+        for values in _instances(repository, entry, distro):
+            values["pinned"] = repository["pinned"]
             template = entry.get("version", "{full}")
             if isinstance(template, dict):
-                template = template[branch]
+                template = template[values["branch"]]
             package = {"name": _fill(entry["name"], values), "version": _fill(template, values),
                        "architecture": entry.get("architecture", "amd64"), "section": entry.get("section", "misc"),
                        "description": _fill(entry["description"], values), "source": entry["source"],
@@ -101,8 +130,13 @@ def expand(data: dict, distro: str) -> list[dict]:
             if "renames" in entry:
                 package["conflicts"].append(_fill(entry["renames"], values))
                 package["replaces"].append(_fill(entry["renames"], values))
-            package["files"] = [{"path": data["files"][key]["path"], "mode": int(data["files"][key]["mode"], 8),
+            package["files"] = [{"path": _fill(data["files"][key]["path"], values), "mode": int(data["files"][key]["mode"], 8),
                                  "content": _fill(data["files"][key]["content"], values)} for key in entry.get("files", [])]
+            package["dirs"] = [_fill(path, values) for path in entry.get("dirs", [])]
+            for script in SCRIPTS:
+                package[script] = _fill(entry[script], values) if script in entry else ""
+                if package[script] and not package[script].startswith("#!/bin/sh\nset -e\n"):
+                    raise DataError(f"{distro} {package['name']}: its {script} must start with '#!/bin/sh' and 'set -e' lines, as dpkg runs it")
             unknown = [key for key in package["source"] if key not in data["sources"]]
             if unknown:
                 raise DataError(f"{distro} {package['name']}: source {', '.join(unknown)} is not under sources:")
@@ -162,6 +196,8 @@ def readme(package: dict, data: dict) -> str:
 def write_tree(package: dict, data: dict, dest: str) -> str:
     tree = os.path.join(dest, f"{package['name']}_{package['version']}_{package['architecture']}")
     files = [{"path": f"/usr/share/doc/{package['name']}/README.test-double", "mode": 0o644, "content": readme(package, data)}]
+    for directory in package["dirs"]:
+        os.makedirs(os.path.join(tree, directory.lstrip("/")), mode=0o755, exist_ok=True)
     for item in files + package["files"]:
         path = os.path.join(tree, item["path"].lstrip("/"))
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
@@ -176,6 +212,12 @@ def write_tree(package: dict, data: dict, dest: str) -> str:
     if conffiles:
         with open(os.path.join(tree, "DEBIAN", "conffiles"), "w", encoding="utf-8") as handle:
             handle.write("\n".join(conffiles) + "\n")
+    for script in SCRIPTS:
+        if package[script]:
+            path = os.path.join(tree, "DEBIAN", script)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(package[script])
+            os.chmod(path, 0o755)
     return tree
 
 
