@@ -274,11 +274,10 @@ def run(module, result):
     release = (files.read("/proc/sys/kernel/osrelease") or os.uname().release).strip()
     request = dict(source=params["source"], distro=params["distribution"], branch=params["branch"], modules=modules,
                    kernel_modules=params["kernel_modules"], fabric=fabric["wanted"], nvlink5=nvlink5["wanted"],
-                   kernel=release, version="*")
-    names = driver.package_names(params["table"], request)
+                   kernel=release)
+    manager, version_package = driver.version_package(params["table"], request)
     commands = Commands(module, TOOL_PACKAGES)
-    database_name = "dpkg" if names["manager"] == "apt" else "rpm"
-    installed = database.read_installed(commands, database_name, [names["version_package"]]).get(names["version_package"])
+    installed = database.read_installed(commands, "dpkg" if manager == "apt" else "rpm", [version_package]).get(version_package)
     pattern = driver.version_pattern(params["branch"], params["version"], installed)
     names = driver.package_names(params["table"], dict(request, version=pattern))
     kernel = kernel_state(commands, names["manager"], release)

@@ -237,6 +237,9 @@ def check_options(params, manager):
     if not params["url"].startswith(URL_SCHEMES):
         raise DlnodeError(f"url: {params['url']!r} must be an http, https or file URL")
     if manager == "dnf":
+        # Without either check dnf installs whatever the URL serves, from anyone who can answer for it
+        # (a DNS or mirror compromise). Some repositories sign only their metadata (NVIDIA's container
+        # toolkit asks for repo_gpgcheck): that is allowed; nothing signed at all is not.
         if params["gpgcheck"] is False and not params["repo_gpgcheck"]:
             raise DlnodeError("gpgcheck: false needs repo_gpgcheck: true; a source must be signed")
         return

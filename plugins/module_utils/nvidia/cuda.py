@@ -100,8 +100,8 @@ def dashed(version):
 def toolkit_packages(version):
     """NVIDIA's metapackage of a toolkit and its version pattern: cuda-toolkit-12-8 at 12.8.* (or 12.8.1-*)."""
     major, minor, update = parse(version)
-    patch = re.match(r"^[0-9]+\.[0-9]+\.([0-9]+)$", str(version))
-    return {f"cuda-toolkit-{major}-{minor}": f"{major}.{minor}.{update}-*" if patch else f"{major}.{minor}.*"}
+    exact = str(version).count(".") == 2  # 12.8.1 names an update; 12.8 takes the newest
+    return {f"cuda-toolkit-{major}-{minor}": f"{major}.{minor}.{update}-*" if exact else f"{major}.{minor}.*"}
 
 
 def compat_package(version):

@@ -133,6 +133,18 @@ def branch_entry(table, source, distro, branch):
                      f"(branches: {_ranges(entry['branches'])})")
 
 
+def _fill(text, request):
+    """A table name with <branch> and <kernel> replaced."""
+    return text.replace("<branch>", str(request["branch"])).replace("<kernel>", request["kernel"])
+
+
+def version_package(table, request):
+    """(manager, the package whose version is the driver's): the first of the branch's `common` list."""
+    entry, found = branch_entry(table, request["source"], request["distro"], request["branch"])
+    first = found["common"][0]
+    return entry["manager"], _fill(first if isinstance(first, str) else first["name"], request)
+
+
 def package_names(table, request):
     """The packages of a request, each with its version pattern, and what goes with them.
 
@@ -143,12 +155,6 @@ def package_names(table, request):
     version_package is the first package of the branch's `common` list, the one at the driver's version.
     """
     entry, found = branch_entry(table, request["source"], request["distro"], request["branch"])
-    fields = {"<branch>": str(request["branch"]), "<kernel>": request["kernel"]}
-
-    def fill(text):
-        for field, value in fields.items():
-            text = text.replace(field, value)
-        return text
     modules = request["modules"]
     if request["kernel_modules"] == "precompiled":
         if "precompiled" not in found:
@@ -178,10 +184,9 @@ def package_names(table, request):
         packages = {}
         for item in items:
             name, version = (item["name"], item["version"]) if isinstance(item, dict) else (item, pattern)
-            packages[fill(name)] = version
+            packages[_fill(name, request)] = version
         return packages
 
-    first = found.get("common", [None])[0]
     packages = {}
     for group in groups:
         packages.update(expand(group, request["version"]))
@@ -190,8 +195,8 @@ def package_names(table, request):
         "manager": entry["manager"],
         "pinning": expand(found.get("pinning", []), f"{request['branch']}-*"),
         "packages": packages,
-        "version_package": fill(first if isinstance(first, str) else first["name"]),
-        "stream": fill(stream) if stream else None,
+        "version_package": version_package(table, request)[1],
+        "stream": _fill(stream, request) if stream else None,
         "services": services,
         "enabled_on_install": [unit for unit in found.get("enabled_on_install", []) if unit in services],
     }
