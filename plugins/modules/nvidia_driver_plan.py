@@ -28,9 +28,9 @@ options:
     type: dict
     required: true
   source:
-    description: V(nvidia) (NVIDIA's CUDA repository), V(mirror) (a mirror of it) or V(distribution) (the distribution's own packages).
+    description: V(nvidia) (NVIDIA's CUDA repository or a mirror of it) or V(distribution) (the distribution's own packages).
     type: str
-    choices: [nvidia, mirror, distribution]
+    choices: [nvidia, distribution]
     default: nvidia
   distribution:
     description: The table's name for the node's distribution (V(debian12), V(ubuntu2404), V(rhel9)).
@@ -192,7 +192,7 @@ from ansible_collections.dlnode.gpu.plugins.module_utils.packages import databas
 
 ARGUMENT_SPEC = dict(
     table=dict(type="dict", required=True),
-    source=dict(type="str", choices=["nvidia", "mirror", "distribution"], default="nvidia"),
+    source=dict(type="str", choices=["nvidia", "distribution"], default="nvidia"),
     distribution=dict(type="str", required=True),
     branch=dict(type="int", required=True),
     version=dict(type="str", default=""),

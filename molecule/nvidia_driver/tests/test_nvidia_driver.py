@@ -122,9 +122,9 @@ def bad_variant(host, variant):
     """The role's variables that point it at a bad repository variant (tests/repo/README.md)."""
     if variant == "wrong-fingerprint":
         wrong = open(os.path.join(BAD, "OTHER-KEY-FINGERPRINT"), encoding="ascii").read().strip()
-        return {"nvidia_driver_key_fingerprints": [wrong]}
-    return {"nvidia_driver_mirror_url": f"http://dlnode-repo/bad/{variant}/{distro(host)}/x86_64/",
-            "nvidia_driver_key_url": f"{REPO}/{distro(host)}/x86_64/{FINGERPRINT[-8:].lower()}.pub"}
+        return {"nvidia_repository_key_fingerprints": [wrong]}
+    return {"nvidia_repository_url": f"http://dlnode-repo/bad/{variant}/{distro(host)}/x86_64/",
+            "nvidia_repository_key_url": f"{REPO}/{distro(host)}/x86_64/{FINGERPRINT[-8:].lower()}.pub"}
 
 
 @pytest.mark.parametrize("variant, message", [

@@ -120,8 +120,7 @@ def _ranges(branches):
 
 def branch_entry(table, source, distro, branch):
     """(distribution entry, branch entry) of the table, or TableError naming the variable to change."""
-    kind = "nvidia" if source in ("nvidia", "mirror") else source
-    distros = table.get(kind, {})
+    distros = table.get(source, {})
     if distro not in distros:
         raise TableError(f"nvidia_driver_source: {source} has no NVIDIA driver packages for {distro} in this role's table "
                          f"(it has {', '.join(sorted(distros)) or 'none'})")

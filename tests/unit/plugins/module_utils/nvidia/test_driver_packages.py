@@ -79,8 +79,11 @@ def test_debian12_from_nvidia_locks_the_loose_dependencies_too():
     assert "cuda-drivers-580" not in names(distro="debian12", modules="proprietary")["packages"]
 
 
-def test_a_mirror_has_nvidias_names():
-    assert names(source="mirror") == names(source="nvidia")
+def test_a_mirror_is_no_source_of_its_own():
+    # A mirror is NVIDIA's repository at another URL (nvidia_repository_url): the same names.
+    with pytest.raises(driver.TableError) as refused:
+        names(source="mirror")
+    assert "nvidia_driver_source: mirror has no NVIDIA driver packages for ubuntu2404" in str(refused.value)
 
 
 def test_debian12_distribution_has_branch_535_only():
