@@ -71,11 +71,12 @@ def minimum_driver(version, rule, option="cuda_toolkit_versions"):
     return driver, f"{label} needs {driver} or newer (CUDA Toolkit Release Notes)"
 
 
-def check_driver(toolkits, driver, rule, compat=False):
+def check_driver(toolkits, driver, rule, compat=False, shown=None):
     """For each toolkit: {version, minimum_driver, reason, runs, compat}; CudaError for one the driver cannot run.
 
     driver: the driver's version (580.126.16), installed or about to be; None when unknown (no check).
     compat: NVIDIA's forward compatibility package is asked for, for the toolkits the driver is too old for.
+    shown: how the refusal names the driver, when not by `driver` (a branch pattern checked as its newest).
     """
     found, refused = [], []
     for version in toolkits:
@@ -84,7 +85,7 @@ def check_driver(toolkits, driver, rule, compat=False):
         found.append({"version": str(version), "minimum_driver": minimum, "reason": reason, "runs": runs,
                       "compat": bool(compat and not runs)})
         if not runs and not compat:
-            refused.append(f"CUDA {version} needs driver {minimum} or newer ({reason}); the driver is {driver}")
+            refused.append(f"CUDA {version} needs driver {minimum} or newer ({reason}); the driver is {shown or driver}")
     if refused:
         raise CudaError("cuda_toolkit_versions: " + "; ".join(refused) + ". Upgrade the driver (nvidia_driver_branch), "
                         "or set cuda_toolkit_forward_compat: true for NVIDIA's cuda-compat package (datacenter GPUs only)")
