@@ -11,11 +11,13 @@ description:
   - Installs NVIDIA's cuDNN tar archive (C(cudnn-linux-x86_64-9.14.0.64_cuda13-archive.tar.xz)) the way NVIDIA's
     installation guide says, into one toolkit's directory, so that several CUDA majors each have their own cuDNN
     side by side (NVIDIA's cuDNN packages for CUDA 12 and 13 install the same paths and conflict).
-  - The archive's C(include/) files go to O(dest)C(/include), its C(lib/) files to O(dest)C(/lib64), symbolic
-    links kept as links; files get the archive's mode without group or other write (headers 0644, libraries 0755).
+  - The archive's C(include/) files go to the C(include) directory of O(dest), its C(lib/) files to its C(lib64),
+    symbolic links kept as links; files get the archive's mode without group or other write (headers 0644,
+    libraries 0755).
   - Every member is compared with the installed file (content, mode, link target) and only what differs is written,
     each file under a temp name first and renamed once all are written.
-  - A manifest (C(/etc/dlnode/cudnn/<dest with / as ->.files), JSON) records the version and the files installed.
+  - A manifest in C(/etc/dlnode/cudnn/) (JSON; C(usr-local-cuda-13.0.files) for O(dest=/usr/local/cuda-13.0))
+    records the version and the files installed.
     A version change removes the previous version's files that the new one does not have, in the same run;
     O(state=absent) removes exactly the recorded files. A file the module did not install is never removed.
   - Runs C(ldconfig) when anything under C(lib64) changed (skipped when C(ldconfig) is not installed).
