@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Test doubles of NVIDIA's cuDNN tar archives (tests/repo/README.md), for the cudnn_archive module.
 
 The layout is NVIDIA's (redistrib_9.x.y.json, relative_path
@@ -7,7 +6,7 @@ like the file, holding LICENSE, include/ (the headers, each also under its _v<ma
 (each shared library as the chain libX.so -> libX.so.9 -> libX.so.9.14.0, and the static
 libraries). The headers carry the real version macros; the libraries are text stubs, not ELF files.
 
-Usage: tests/repo/cudnn_archives.py OUTDIR   writes OUTDIR/cudnn/*.tar.xz (see ARCHIVES, BAD)
+Usage: python3 tests/repo/cudnn_archives.py OUTDIR   writes OUTDIR/cudnn/*.tar.xz (see ARCHIVES, BAD)
 The unit tests import archive() to build their own.
 """
 from __future__ import annotations
@@ -44,7 +43,10 @@ def version_header(version):
 def members(version, cuda, libraries=LIBRARIES):
     """(relative path, content or None, link target or None, mode) of every member below the top directory."""
     major, minor, patch = version.split(".")[:3]
-    stub = lambda name: STUB.format(name=name, version=version, cuda=cuda)  # noqa: E731
+
+    def stub(name):
+        return STUB.format(name=name, version=version, cuda=cuda)
+
     found = [("LICENSE", "dlnode test double: NVIDIA's cuDNN license text is not reproduced here.\n", None, 0o644)]
     for header in HEADERS:
         text = version_header(version) if header == "cudnn_version" else f"/* dlnode test double of {header}.h */\n"

@@ -277,8 +277,8 @@ def identify(found, label):
     text = found.header("include/cudnn_version.h")
     libraries = [rel for rel in found.members if re.match(r"^lib/libcudnn\.so", rel)]
     if text is None or not libraries:
-        missing = " and no ".join(what for what, absent in (("include/cudnn_version.h", text is None),
-                                                         ("lib/libcudnn.so*", not libraries)) if absent)
+        absent = (("include/cudnn_version.h", text is None), ("lib/libcudnn.so*", not libraries))
+        missing = " and no ".join(what for what, gone in absent if gone)
         raise ArchiveError(f"{where}: {src} is not a cuDNN archive: it has no {missing} (NVIDIA's archive is "
                            "cudnn-linux-x86_64-<version>_cuda<major>-archive.tar.xz); nothing was written")
     macros = [re.search(MACRO_RE.format(name), text, re.MULTILINE) for name in ("MAJOR", "MINOR", "PATCHLEVEL")]
