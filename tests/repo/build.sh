@@ -4,15 +4,16 @@
 # NVIDIA's: one flat repository a distribution, OUTDIR/cuda/<distro>/x86_64/, the key beside the
 # packages; the bad variants (unsigned, signed by another key, a key of the wrong fingerprint) are
 # under OUTDIR/bad/. The signing keys are throwaway keys made here, in OUTDIR/private (never
-# served, never committed), and kept across rebuilds. Rebuilt only when this recipe changes.
+# served, never committed), and kept across rebuilds. Test doubles of NVIDIA's cuDNN tar archives
+# (cudnn_archives.py) go to OUTDIR/cudnn/. Rebuilt only when this recipe changes.
 # Usage: tests/repo/build.sh [OUTDIR]      (default: .cache/repo of this checkout)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../../.cache/repo}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-recipe=$(cat "$here/build.sh" "$here/doubles.py" "$here/packages.yml" | sha256sum | cut -c1-16)
-if [ "$(cat "$out/.recipe" 2>/dev/null)" = "$recipe" ] && [ -f "$out/cuda/KEY-FINGERPRINT" ]; then
+recipe=$(cat "$here/build.sh" "$here/doubles.py" "$here/packages.yml" "$here/cudnn_archives.py" | sha256sum | cut -c1-16)
+if [ "$(cat "$out/.recipe" 2>/dev/null)" = "$recipe" ] && [ -f "$out/cuda/KEY-FINGERPRINT" ] && [ -d "$out/cudnn" ]; then
   exit 0
 fi
 
@@ -102,9 +103,11 @@ done
 echo "$good" > "$work/cuda/KEY-FINGERPRINT"
 echo "$other" > "$work/bad/OTHER-KEY-FINGERPRINT"
 echo "This is not an OpenPGP key (dlnode test double of a damaged key file)." > "$work/bad/not-a-key.pub"
-chmod -R a+rX "$work/cuda" "$work/bad"
+python3 "$here/cudnn_archives.py" "$work" >/dev/null
+chmod -R a+rX "$work/cuda" "$work/bad" "$work/cudnn"
 
-rm -rf "$out/cuda" "$out/bad"
-mv "$work/cuda" "$work/bad" "$out/"
+rm -rf "$out/cuda" "$out/bad" "$out/cudnn"
+mv "$work/cuda" "$work/bad" "$work/cudnn" "$out/"
 echo "$recipe" > "$out/.recipe"
-echo "repo: $count test-double packages in $out/cuda ($(doubles distros | tr '\n' ' ')), key $good, in $(($(date +%s) - start)) s"
+echo "repo: $count test-double packages in $out/cuda ($(doubles distros | tr '\n' ' ')), key $good;" \
+  "$(ls "$out/cudnn" | wc -l) cuDNN archive doubles in $out/cudnn; in $(($(date +%s) - start)) s"

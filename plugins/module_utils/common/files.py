@@ -114,6 +114,71 @@ def write(module, change, root=None):
     os.chmod(dest, change.mode)
 
 
+def stage(path, source, mode=0o644, root=None, chunk=MIB):
+    """Copy the readable ``source`` to a temp file beside path, in chunks: its host path, for commit().
+
+    For content too large to hold in memory (a library from an archive). A failed copy removes the
+    temp file; path itself is not touched until commit().
+    """
+    directory = os.path.dirname(host_path(path, root))
+    tmp = None
+    try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".dlnode-", dir=directory)
+        with os.fdopen(fd, "wb") as handle:
+            for block in iter(lambda: source.read(chunk), b""):
+                handle.write(block)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+    except OSError as exc:
+        discard(tmp)
+        raise os_error(exc, path, "write") from exc
+    return tmp
+
+
+def commit(module, tmp, path, mode=0o644, root=None):
+    """Rename a staged temp file over path (a file or a link there is replaced, atomically)."""
+    dest = host_path(path, root)
+    if module is None or os.path.islink(dest):
+        # atomic_move would follow a link to its target's mode and owner; the link itself is replaced.
+        os.replace(tmp, dest)
+    else:
+        module.atomic_move(tmp, dest)
+    os.chmod(dest, mode)
+
+
+def discard(tmp):
+    """Remove a staged temp file, if there is one."""
+    if tmp is not None and os.path.lexists(tmp):
+        os.unlink(tmp)
+
+
+def symlink(path, target, root=None):
+    """Make path a symbolic link to target, atomically: a link under a temp name, then a rename."""
+    dest = host_path(path, root)
+    tmp = os.path.join(os.path.dirname(dest), f".dlnode-{os.getpid()}-{os.path.basename(dest)}")
+    try:
+        os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
+        discard(tmp)
+        os.symlink(target, tmp)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        discard(tmp)
+        raise os_error(exc, path, f"link {target} at") from exc
+
+
+def remove(path, root=None):
+    """Remove a file or a symbolic link (never a directory); True when there was one."""
+    try:
+        os.unlink(host_path(path, root))
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise os_error(exc, path, "remove") from exc
+    return True
+
+
 def sync(module, path, content, mode=0o644, root=None):
     """Plan the file and, unless in check mode, write it when it differs. Returns the FileChange."""
     change = plan(path, content, mode, root)

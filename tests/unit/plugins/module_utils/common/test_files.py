@@ -65,3 +65,43 @@ def test_a_write_that_fails_leaves_the_old_file_and_no_temp_file(tree, monkeypat
     with pytest.raises(files.FileError, match="^cannot write /etc/x.conf: no space left on its file system$"):
         files.write(FakeModule(), files.FileChange("/etc/x.conf", "old\n", "new\n"), root=str(tree.root))
     assert os.listdir(tree.path("/etc")) == ["x.conf"] and tree.path("/etc/x.conf").read_text() == "old\n"
+
+
+def test_stage_then_commit_replaces_a_file_or_a_link(tree):
+    import io  # pylint: disable=import-outside-toplevel
+    tree.path("/opt/lib").mkdir(parents=True)
+    tree.path("/opt/lib/real.so").write_text("keep\n")
+    os.symlink("real.so", tree.path("/opt/lib/libx.so"))
+    tmp = files.stage("/opt/lib/libx.so", io.BytesIO(b"new\n" * 5), 0o755, root=str(tree.root), chunk=3)
+    assert tree.path("/opt/lib/libx.so").is_symlink() and tree.path("/opt/lib/libx.so").read_text() == "keep\n"
+    files.commit(FakeModule(), tmp, "/opt/lib/libx.so", 0o755, root=str(tree.root))
+    target = tree.path("/opt/lib/libx.so")
+    assert not target.is_symlink() and target.read_text() == "new\n" * 5
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755 and tree.path("/opt/lib/real.so").read_text() == "keep\n"
+    assert sorted(os.listdir(target.parent)) == ["libx.so", "real.so"]
+
+
+def test_stage_that_fails_leaves_no_temp_file(tree):
+    class Broken:
+        def read(self, _size):
+            raise OSError(5, "Input/output error")
+
+    tree.path("/opt").mkdir()
+    with pytest.raises(files.FileError, match=r"^cannot write /opt/x: Input/output error$"):
+        files.stage("/opt/x", Broken(), root=str(tree.root))
+    assert os.listdir(tree.path("/opt")) == []
+    files.discard(None)
+
+
+def test_symlink_and_remove(tree):
+    files.symlink("/opt/lib/libx.so", "libx.so.9", root=str(tree.root))
+    files.symlink("/opt/lib/libx.so", "libx.so.10", root=str(tree.root))
+    assert os.readlink(tree.path("/opt/lib/libx.so")) == "libx.so.10" and os.listdir(tree.path("/opt/lib")) == ["libx.so"]
+    assert files.remove("/opt/lib/libx.so", root=str(tree.root)) is True
+    assert files.remove("/opt/lib/libx.so", root=str(tree.root)) is False
+    tree.path("/opt/dir").mkdir()
+    with pytest.raises(files.FileError, match=r"^cannot remove /opt/dir: Is a directory$"):
+        files.remove("/opt/dir", root=str(tree.root))
+    with pytest.raises(files.FileError, match=r"^cannot link libz.so.1 at /opt/dir/x/y: "):
+        tree.path("/opt/dir/x").write_text("a file, not a directory")
+        files.symlink("/opt/dir/x/y", "libz.so.1", root=str(tree.root))
