@@ -49,12 +49,14 @@ options:
     description: The systemd and Slurm environment file.
     type: path
     default: /etc/dlnode/cuda.env
-author: dlnode.gpu developers
+author: "dlnode.gpu developers (@dlnode)"
 attributes:
   check_mode:
     support: full
+    description: Returns the alternative and the files it would change; a group its toolkit is about to register is predicted.
   diff_mode:
     support: full
+    description: Shows each file before and after.
 """
 
 EXAMPLES = r"""

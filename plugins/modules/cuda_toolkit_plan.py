@@ -64,12 +64,14 @@ options:
     description: NCCL's version (V(2.28.9)); empty is the installed one built for the default toolkit, else the newest.
     type: str
     default: ""
-author: dlnode.gpu developers
+author: "dlnode.gpu developers (@dlnode)"
 attributes:
   check_mode:
     support: full
+    description: Reads only, the same in check mode.
   diff_mode:
     support: none
+    description: Changes nothing.
 """
 
 EXAMPLES = r"""

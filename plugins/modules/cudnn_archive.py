@@ -55,6 +55,12 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  pending:
+    description:
+      - Check mode only. The toolkit at O(dest) is installed earlier in the same run (the C(cudnn) role passes it for
+        a toolkit the C(cuda_toolkit) role plans), so a O(dest) that does not exist yet is predicted, not refused.
+    type: bool
+    default: false
   label:
     description:
       - How messages name the options, for a role that passes its own variable; with C(cudnn_archives[1]) a
@@ -140,6 +146,7 @@ ARGUMENT_SPEC = dict(
     version=dict(type="str"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     label=dict(type="str"),
+    pending=dict(type="bool", default=False),
 )
 
 
@@ -151,7 +158,8 @@ def run(module, result):
     params = module.params
     label, dest = params["label"], params["dest"]
     if params["state"] == "present":
-        plan = cudnn_archive.plan_present(params["src"], dest, params["cuda_version"], params["version"], label)
+        plan = cudnn_archive.plan_present(params["src"], dest, params["cuda_version"], params["version"], label,
+                                          pending=module.check_mode and params["pending"])
         version, cuda_major = plan.found.version, plan.found.cuda_major
         after = {"version": version, "files": len(plan.found.members)}
     else:

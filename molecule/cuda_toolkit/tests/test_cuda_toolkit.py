@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 
 import pytest
@@ -46,7 +47,7 @@ def recap(output):
 
 def login(host, command):
     """A command in a login shell of an ordinary user, as after an ssh login."""
-    return host.check_output(f"su - nobody -s /bin/bash -c {json.dumps(command)}")
+    return host.check_output(f"su - nobody -s /bin/bash -c {shlex.quote(command)}")
 
 
 def test_two_toolkits_side_by_side_13_0_the_default(host):
@@ -66,7 +67,7 @@ def test_nccl_and_cudnn_are_built_for_the_default_and_locked(host):
     pin = host.file(PIN).content_string
     assert "Package: libnccl2\nPin: version 2.28.3-1+cuda13.0\nPin-Priority: 1001" in pin
     assert "Package: cuda-toolkit-12-8\nPin: version 12.8.1-1" in pin
-    assert '"cuda-toolkit-13-0";' in host.file(BLACKLIST).content_string
+    assert '"^cuda-toolkit-13-0$";' in host.file(BLACKLIST).content_string
     assert "Pin: version 9.14.0.64-1" in host.file("/etc/apt/preferences.d/dlnode-cudnn.pref").content_string
 
 
@@ -77,9 +78,20 @@ def test_a_login_shell_finds_the_default_nvcc(host):
 
 
 def test_units_get_the_environment_file(host):
-    out = host.check_output("systemd-run --wait --pipe -q -p EnvironmentFile=/etc/dlnode/cuda.env "
-                            "sh -c 'nvcc --version; echo $CUDA_HOME'")
-    assert NVCC["13.0"] in out and out.endswith("/usr/local/cuda")
+    unit = ("[Service]\nType=oneshot\nEnvironmentFile=/etc/dlnode/cuda.env\n"
+            "ExecStart=/bin/sh -c 'nvcc --version > /run/cuda-unit.out; echo $CUDA_HOME >> /run/cuda-unit.out'\n")
+    host.check_output(f"printf %s {shlex.quote(unit)} > /run/systemd/system/dlnode-cuda-test.service && "
+                      "systemctl daemon-reload && systemctl start dlnode-cuda-test.service")
+    out = host.file("/run/cuda-unit.out").content_string
+    assert NVCC["13.0"] in out and out.endswith("/usr/local/cuda\n")
+
+
+def test_cudnn_for_12_8_comes_from_the_archive_into_its_directory(host):
+    header = host.file("/usr/local/cuda-12.8/include/cudnn_version.h").content_string
+    assert "#define CUDNN_MINOR 14" in header
+    assert host.file("/usr/local/cuda-12.8/lib64/libcudnn.so").linked_to == "/usr/local/cuda-12.8/lib64/libcudnn.so.9.14.0"
+    assert host.file("/etc/dlnode/cudnn/usr-local-cuda-12.8.files").exists
+    assert not host.file("/usr/local/cuda-13.0/include/cudnn_version.h").exists
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -90,6 +102,12 @@ def test_units_get_the_environment_file(host):
     ({"cuda_toolkit_versions": ["12.8", "13.0"], "cuda_toolkit_default": "12.9"},
      "cuda_toolkit_default: 12.9 is not one of cuda_toolkit_versions (12.8, 13.0)"),
     ({"cudnn_cuda_major": "11"}, "cudnn_cuda_major: no CUDA 11 toolkit is installed on this node (its toolkits: 12.8, 13.0)"),
+    ({"cudnn_archives": [{"src": "/srv/cudnn/missing.tar.xz", "cuda_version": "12.8"}]},
+     "cudnn_archives[0].src: /srv/cudnn/missing.tar.xz does not exist"),
+    ({"cudnn_archives": [{"src": "/srv/cudnn/not-cudnn.tar.xz", "cuda_version": "12.8"}]},
+     "cudnn_archives[0].src: /srv/cudnn/not-cudnn.tar.xz is not a cuDNN archive"),
+    ({"cudnn_archives": [{"src": "/srv/cudnn/cudnn-linux-x86_64-9.14.0.64_cuda13-archive.tar.xz", "cuda_version": "12.8"}]},
+     "is cuDNN 9.14.0.64 for CUDA 13, but cudnn_archives[0].cuda_version is 12.8"),
 ])
 def test_bad_input_is_refused_and_nothing_changes(host, extra, message):
     before = state(host)

@@ -329,3 +329,15 @@ def test_required_options(node, run_module):
     assert failed and result["msg"] == "state is present but all of the following are missing: src, cuda_version"
     result, failed = run_module(cudnn_archive, dict(src="x.tar.xz", dest=CUDA13, cuda_version="13.0"))
     assert failed and result["msg"] == "src must be an absolute path, got x.tar.xz"
+
+
+def test_check_mode_predicts_a_toolkit_installed_earlier_in_the_run(node, run_module):
+    src = node.archive("9.14.0.64", "12")
+    pending = args(src, dest="/usr/local/cuda-12.8", cuda_version="12.8", pending=True)
+    before = node.snapshot()
+    result, failed = run_module(cudnn_archive, pending, check_mode=True)
+    assert not failed and result["changed"] and len(result["files"]["added"]) == 52
+    assert node.snapshot() == before
+    # Only a check run predicts it: a real run needs the toolkit there.
+    result, failed = run_module(cudnn_archive, pending)
+    assert failed and "CUDA 12.8 is not installed at /usr/local/cuda-12.8" in result["msg"]
