@@ -179,7 +179,7 @@ def test_inline_tables_take_new_keys_inline():
     text = '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n  options = { SystemdCgroup = true }\n'
     after = edit(text, cri({"runtimes": {"runc": {"options": {"BinaryName": "/usr/bin/runc"}}}}))
     first, second, rest = after.split("\n", 2)
-    assert first + "\n" == text.split("\n")[0] + "\n" and rest == ""
+    assert first == text.split("\n", maxsplit=1)[0] and rest == ""
     # tomlkit spaces the added pair its own way (versions differ); it stays one inline table on its line.
     assert second.startswith("  options = { SystemdCgroup = true,") and second.endswith('BinaryName = "/usr/bin/runc"}')
 
@@ -214,8 +214,9 @@ def test_booleans_and_numbers_read_as_plain_values():
     doc = tomlmerge.loads(DEFAULT, PATH)
     plain = tomlmerge.plain(doc)
     gc = plain["plugins"]["io.containerd.gc.v1.scheduler"]
-    assert gc["pause_threshold"] == 0.02 and type(gc["pause_threshold"]) is float
-    assert plain["version"] == 2 and type(plain["version"]) is int
+    assert gc["pause_threshold"] == 0.02 and isinstance(gc["pause_threshold"], float)
+    assert plain["version"] == 2 and isinstance(plain["version"], int)
+    assert not any(isinstance(value, tomlkit.items.Item) for value in (gc["pause_threshold"], plain["version"]))
     assert plain["metrics"]["grpc_histogram"] is False
     assert plain["plugins"]["io.containerd.runtime.v2.task"]["platforms"] == ["linux/amd64"]
 
