@@ -84,11 +84,13 @@ def plan(path, content, mode=0o644, root=None):
     return FileChange(path, read(path, root), content, mode)
 
 
-def write(module, change, root=None):
+def write(module, change, root=None, before_move=None):
     """Replace the file atomically: a temp file in the same directory, then a rename.
 
     A failed write removes the temp file and leaves the old file as it was. Outside a module
-    (module None: the boot scripts, tests) the rename is a plain one.
+    (module None: the boot scripts, tests) the rename is a plain one. ``before_move`` is called
+    with the temp file's path once it is complete (a validation, a backup); when it raises, the
+    temp file is removed and the old file stays.
     """
     dest = host_path(change.path, root)
     directory = os.path.dirname(dest)
@@ -106,6 +108,12 @@ def write(module, change, root=None):
         if tmp is not None:
             os.unlink(tmp)
         raise os_error(exc, change.path, "write") from exc
+    if before_move is not None:
+        try:
+            before_move(tmp)
+        except BaseException:
+            os.unlink(tmp)
+            raise
     if module is None:
         os.replace(tmp, dest)
     else:

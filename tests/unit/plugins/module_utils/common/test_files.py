@@ -48,6 +48,26 @@ def test_install_file_error(tree):
         files.write(FakeModule(), files.FileChange("/etc/blocker/y.conf", None, "a\n"), root=str(tree.root))
 
 
+def test_before_move_sees_the_complete_temp_file_and_can_stop_the_move(tree):
+    tree.path("/etc").mkdir(parents=True)
+    tree.path("/etc/x.conf").write_text("old\n")
+    seen = []
+
+    def refuse(tmp):
+        seen.append((os.path.dirname(tmp), open(tmp, encoding="utf-8").read(), stat.S_IMODE(os.stat(tmp).st_mode)))
+        raise files.FileError("refused")
+
+    module = FakeModule()
+    with pytest.raises(files.FileError, match="^refused$"):
+        files.write(module, files.FileChange("/etc/x.conf", "old\n", "new\n", mode=0o600), root=str(tree.root),
+                    before_move=refuse)
+    assert seen == [(str(tree.path("/etc")), "new\n", 0o600)]
+    assert module.moves == [] and os.listdir(tree.path("/etc")) == ["x.conf"]
+    assert tree.path("/etc/x.conf").read_text() == "old\n"
+    files.write(module, files.FileChange("/etc/x.conf", "old\n", "new\n"), root=str(tree.root), before_move=seen.append)
+    assert tree.path("/etc/x.conf").read_text() == "new\n" and len(seen) == 2
+
+
 def test_a_write_that_fails_leaves_the_old_file_and_no_temp_file(tree, monkeypatch):
     tree.path("/etc").mkdir(parents=True)
     tree.path("/etc/x.conf").write_text("old\n")
