@@ -33,7 +33,7 @@ for node in $nodes; do
     "$(runuser -l root -c "ulimit -l")" "$(dpkg -l gcc dkms jq chrony numactl 2>/dev/null | grep -c ^ii)/5"
     printf "  NVIDIA driver (test doubles): %s, %s packages held\n" \
       "$(dpkg-query -W -f "\${Package} \${Version}" nvidia-open 2>/dev/null)" "$(apt-mark showhold | grep -c .)"
-    printf "  CUDA (test doubles): %s; %s; %s\n" "$(runuser -l nobody -s /bin/sh -c "nvcc --version" | tail -2 | head -1)" \
+    printf "  CUDA (test doubles): %s; %s; %s\n" "$(runuser -l nobody -s /bin/sh -c "nvcc --version" 2>/dev/null | tail -2 | head -1)" \
       "$(dpkg-query -W -f "NCCL \${Version}" libnccl2 2>/dev/null)" "$(dpkg-query -W -f "cuDNN \${Version}" libcudnn9-cuda-13 2>/dev/null)"'
 done
 echo "Nodes left running for a look: docker exec -it NODE bash; remove them with: docker rm -f $nodes; tests/repo/serve.sh stop"
