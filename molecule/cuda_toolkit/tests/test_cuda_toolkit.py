@@ -3,18 +3,17 @@
 In file order: the state converge left (12.8 and 13.0 side by side, 13.0 the default, NCCL and cuDNN for it,
 all held), the environment read back from a login shell, bad input refused with nothing changed, the
 default switched to 12.8 and back (NCCL and cuDNN follow it), then NCCL and cuDNN version changes in one
-run, predicted first by check mode, and a second run that changes nothing.
+run, predicted first by check mode, and a second run that changes nothing; last, CUDA 13.0 on a driver too old
+for it through NVIDIA's forward compatibility package.
 """
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
 
 import pytest
+from playbook import play, recap
 
-PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
 PIN = "/etc/apt/preferences.d/dlnode-cuda_toolkit.pref"
 BLACKLIST = "/etc/apt/apt.conf.d/52dlnode-cuda_toolkit-unattended-upgrades"
 NVCC = {"12.8": "Cuda compilation tools, release 12.8, V12.8.93", "13.0": "Cuda compilation tools, release 13.0, V13.0.88"}
@@ -28,21 +27,6 @@ def state(host):
     """Every file the roles and apt own, with its digest: what a refused run must leave as it was."""
     return host.check_output("find /etc/apt /etc/dlnode /etc/profile.d /etc/alternatives -printf '%p %m %l\\n' | sort; "
                              "dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\\n' | sort")
-
-
-def play(host, *extra):
-    """ansible-playbook of the three roles on this node, as an operator runs it; (rc, stdout)."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".cache/collections"),
-               ANSIBLE_PIPELINING="True", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", host.backend.get_hostname(),
-            os.path.join(os.path.dirname(__file__), "..", "role.yml"), *extra]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    return done.returncode, done.stdout + done.stderr
-
-
-def recap(output):
-    line = next(line for line in output.splitlines() if " ok=" in line and "changed=" in line)
-    return {field.split("=")[0]: int(field.split("=")[1]) for field in line.split(":", 1)[1].split()}
 
 
 def login(host, command):
@@ -156,3 +140,15 @@ def test_the_version_change_unholds_upgrades_and_holds_in_one_run(host):
     assert "#define CUDNN_MINOR 20" in host.file("/usr/include/x86_64-linux-gnu/cudnn_version_v9.h").content_string
     rc, output = play(host, "-e", json.dumps(NEWER))
     assert rc == 0 and recap(output)["changed"] == 0, output
+
+
+def test_forward_compatibility_runs_13_0_on_an_older_driver(host):
+    # As on a datacenter node whose driver is 570: refused, then run through cuda-compat-13-0 when asked.
+    older = dict(NEWER, cuda_toolkit_versions=["13.0"], cuda_toolkit_driver_version="570.124.06", cudnn_archives=[])
+    rc, output = play(host, "-e", json.dumps(older))
+    assert rc != 0 and "CUDA 13.0 needs driver 580.65.06 or newer" in " ".join(output.split()), output
+    rc, output = play(host, "-e", json.dumps(dict(older, cuda_toolkit_forward_compat=True)))
+    assert rc == 0, output
+    assert version(host, "cuda-compat-13-0") == "hi 580.95.05-1"
+    assert host.file("/usr/local/cuda-13.0/compat/libcuda.so.1").exists
+    assert login(host, "echo $LD_LIBRARY_PATH") == "/usr/local/cuda/lib64:/usr/local/cuda-13.0/compat"

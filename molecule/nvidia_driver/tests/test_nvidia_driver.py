@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import pytest
+from playbook import play, recap
 
 REPO = "http://dlnode-repo/cuda"
 SOURCE = "/etc/apt/sources.list.d/nvidia-cuda.sources"
@@ -46,21 +46,6 @@ def version(host, package):
 
 def apt_files(host):
     return host.check_output("find /etc/apt /etc/dlnode -type f -printf '%p %m ' -exec md5sum {} \\; | sort")
-
-
-def role(host, *extra):
-    """ansible-playbook of the role on this node, as an operator runs it; (rc, stdout)."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".cache/collections"),
-               ANSIBLE_PIPELINING="True", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", host.backend.get_hostname(),
-            os.path.join(os.path.dirname(__file__), "..", "role.yml"), *extra]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    return done.returncode, done.stdout + done.stderr
-
-
-def recap(output):
-    line = next(line for line in output.splitlines() if " ok=" in line and "changed=" in line)
-    return {field.split("=")[0]: int(field.split("=")[1]) for field in line.split(":", 1)[1].split()}
 
 
 def test_the_mirror_is_signed_by_its_keyring_and_pinned_as_nvidia_says(host):
@@ -134,14 +119,14 @@ def bad_variant(host, variant):
 ])
 def test_a_bad_repository_fails_the_run_and_the_sources_stay(host, variant, message):
     before = apt_files(host)
-    rc, output = role(host, "-e", json.dumps(bad_variant(host, variant)))
+    rc, output = play(host, "-e", json.dumps(bad_variant(host, variant)))
     assert rc != 0 and message in " ".join(output.split()), output
     assert apt_files(host) == before
 
 
 def test_check_mode_predicts_the_branch_change_and_writes_nothing(host):
     before = apt_files(host)
-    rc, output = role(host, "--check", "-e", "nvidia_driver_branch=590")
+    rc, output = play(host, "--check", "-e", "nvidia_driver_branch=590")
     assert rc == 0, output
     assert recap(output)["changed"] >= 2 and apt_files(host) == before
     assert version(host, "nvidia-driver-pinning-580").startswith("hi ")
@@ -149,7 +134,7 @@ def test_check_mode_predicts_the_branch_change_and_writes_nothing(host):
 
 def test_the_branch_change_unholds_upgrades_and_holds_in_one_run(host):
     want = expected(host)
-    rc, output = role(host, "-e", "nvidia_driver_branch=590")
+    rc, output = play(host, "-e", "nvidia_driver_branch=590")
     assert rc == 0, output
     assert version(host, "nvidia-driver-pinning-590").startswith("hi 590-")
     assert not version(host, "nvidia-driver-pinning-580").startswith("ii")
@@ -165,5 +150,5 @@ def test_the_branch_change_unholds_upgrades_and_holds_in_one_run(host):
 
 
 def test_a_second_run_on_the_new_branch_changes_nothing(host):
-    rc, output = role(host, "-e", "nvidia_driver_branch=590")
+    rc, output = play(host, "-e", "nvidia_driver_branch=590")
     assert rc == 0 and recap(output)["changed"] == 0, output

@@ -1,0 +1,5 @@
+"""The scenarios' testinfra tests import their shared helpers (playbook.py) from molecule/shared."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "shared"))
