@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Build the local signed apt repositories of NVIDIA test doubles (tests/repo/README.md) from
-# tests/repo/packages.yml with Debian's own tools: dpkg-deb, apt-ftparchive and gpg. The layout is
+# Build the local signed apt repositories of test doubles (tests/repo/README.md) from
+# tests/repo/packages.yml with Debian's own tools: dpkg-deb, apt-ftparchive and gpg. The CUDA layout is
 # NVIDIA's: one flat repository a distribution, OUTDIR/cuda/<distro>/x86_64/, the key beside the
 # packages; the bad variants (unsigned, signed by another key, a key of the wrong fingerprint) are
-# under OUTDIR/bad/. The signing keys are throwaway keys made here, in OUTDIR/private (never
-# served, never committed), and kept across rebuilds. Test doubles of NVIDIA's cuDNN tar archives
-# (cudnn_archives.py) go to OUTDIR/cudnn/. Rebuilt only when this recipe changes.
+# under OUTDIR/bad/. The container runtime's repositories (vendor_repositories: in packages.yml) are
+# laid out as their vendors' are: NVIDIA's container toolkit flat under
+# OUTDIR/libnvidia-container/stable/deb/amd64/, Docker's with dists/ and a pool under
+# OUTDIR/docker/linux/debian/; each has its own key. The signing keys are throwaway keys made here, in
+# OUTDIR/private (never served, never committed), and kept across rebuilds. Test doubles of NVIDIA's
+# cuDNN tar archives (cudnn_archives.py) go to OUTDIR/cudnn/. Rebuilt only when this recipe changes.
 # Usage: tests/repo/build.sh [OUTDIR]      (default: .cache/repo of this checkout)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +16,8 @@ out=${1:-$here/../../.cache/repo}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 recipe=$(cat "$here/build.sh" "$here/doubles.py" "$here/packages.yml" "$here/cudnn_archives.py" | sha256sum | cut -c1-16)
-if [ "$(cat "$out/.recipe" 2>/dev/null)" = "$recipe" ] && [ -f "$out/cuda/KEY-FINGERPRINT" ] && [ -d "$out/cudnn" ]; then
+if [ "$(cat "$out/.recipe" 2>/dev/null)" = "$recipe" ] && [ -f "$out/cuda/KEY-FINGERPRINT" ] && [ -d "$out/cudnn" ] &&
+  [ -f "$out/libnvidia-container/KEY-FINGERPRINT" ] && [ -f "$out/docker/KEY-FINGERPRINT" ]; then
   exit 0
 fi
 
@@ -34,13 +38,14 @@ fi
 start=$(date +%s)
 doubles() { python3 "$here/doubles.py" "$here/packages.yml" "$@"; }
 
-# key HOME: the fingerprint of the throwaway key in GnuPG home HOME, made on first use.
+# key HOME [NAME]: the fingerprint of the throwaway key in GnuPG home HOME, made on first use (user id
+# NAME, by default the CUDA repositories' key_name).
 key() {
-  local home=$1
+  local home=$1 name=${2:-$(doubles release key_name)}
   if ! gpg --homedir "$home" --list-secret-keys --with-colons 2>/dev/null | grep -q '^sec:'; then
     mkdir -p "$home" && chmod 0700 "$home"
     gpg --homedir "$home" --batch --quiet --passphrase '' \
-      --quick-gen-key "$(doubles release key_name)" rsa3072 sign never 2>/dev/null
+      --quick-gen-key "$name" rsa3072 sign never 2>/dev/null
   fi
   # Its first listing checks the new trust database, and says so on stderr.
   gpg --homedir "$home" --list-secret-keys --with-colons 2>/dev/null | awk -F: '/^fpr:/ { print $10; exit }'
@@ -101,13 +106,53 @@ for distro in $(doubles distros); do
   cp "$work/bad/otherkey/$distro/x86_64/$other_file" "$work/bad/wrong-fingerprint/$distro/x86_64/$good_file"
 done
 echo "$good" > "$work/cuda/KEY-FINGERPRINT"
+
+# The vendors' repositories: Packages in `index`, the .deb files in `pool` (the same directory when flat),
+# Release in `release_dir` (paths under `dir`), signed as the vendor signs (`signatures`), the armored key
+# at `key_file` and its fingerprint in OUTDIR/<top>/KEY-FINGERPRINT.
+tops=()
+vendor_count=0
+for repo in $(doubles vendors); do
+  vendor() { doubles vendor "$repo" "$1"; }
+  fingerprint=$(key "$out/private/gnupg-$repo" "$(vendor key_name)")
+  if [ "${#fingerprint}" != 40 ]; then
+    echo "repo: no signing key in $out/private/gnupg-$repo (gpg made none?): remove that directory and run again" >&2
+    exit 1
+  fi
+  root=$work/$(vendor dir)
+  pool=$(vendor pool) index=$(vendor index) release_dir=$(vendor release_dir)
+  mkdir -p "$root/$pool" "$root/$index" "$work/trees/$repo"
+  doubles trees "$repo" "$work/trees/$repo" > "$work/trees/$repo.list"
+  xargs -a "$work/trees/$repo.list" -P "$(nproc)" -I{} \
+    dpkg-deb --root-owner-group -Zgzip --build {} "$root/$pool" >/dev/null
+  vendor_count=$((vendor_count + $(wc -l < "$work/trees/$repo.list")))
+  (cd "$root" && apt-ftparchive packages "$pool" > "$index/Packages")
+  case $(vendor compression) in
+    xz) xz -9 -k "$root/$index/Packages" ;;
+    *) gzip -9nk "$root/$index/Packages" ;;
+  esac
+  mapfile -t options < <(vendor release_options)
+  (cd "$root/$release_dir" && apt-ftparchive "${options[@]}" release . > Release.new && mv Release.new Release)
+  sign "$out/private/gnupg-$repo" "$fingerprint" "$root/$release_dir"
+  # NVIDIA's flat repository publishes the clearsigned InRelease only; Release goes with Release.gpg.
+  case " $(vendor signatures) " in
+    *" Release.gpg "*) ;;
+    *) rm -f "$root/$release_dir/Release" "$root/$release_dir/Release.gpg" ;;
+  esac
+  top=$(vendor top)
+  mkdir -p "$work/$(dirname "$(vendor key_file)")"
+  gpg --homedir "$out/private/gnupg-$repo" --armor --export "$fingerprint" > "$work/$(vendor key_file)"
+  echo "$fingerprint" > "$work/$top/KEY-FINGERPRINT"
+  tops+=("$top")
+done
 echo "$other" > "$work/bad/OTHER-KEY-FINGERPRINT"
 echo "This is not an OpenPGP key (dlnode test double of a damaged key file)." > "$work/bad/not-a-key.pub"
 python3 "$here/cudnn_archives.py" "$work" >/dev/null
-chmod -R a+rX "$work/cuda" "$work/bad" "$work/cudnn"
+chmod -R a+rX "$work/cuda" "$work/bad" "$work/cudnn" "${tops[@]/#/$work/}"
 
-rm -rf "$out/cuda" "$out/bad" "$out/cudnn"
-mv "$work/cuda" "$work/bad" "$work/cudnn" "$out/"
+for tree in cuda bad cudnn "${tops[@]}"; do rm -rf "${out:?}/$tree"; done
+for tree in cuda bad cudnn "${tops[@]}"; do mv "$work/$tree" "$out/"; done
 echo "$recipe" > "$out/.recipe"
 echo "repo: $count test-double packages in $out/cuda ($(doubles distros | tr '\n' ' ')), key $good;" \
+  "$vendor_count in $(printf '%s/ ' "${tops[@]/#/$out/}")(own keys);" \
   "$(ls "$out/cudnn" | wc -l) cuDNN archive doubles in $out/cudnn; in $(($(date +%s) - start)) s"

@@ -1,15 +1,19 @@
-"""Expand tests/repo/packages.yml into the package trees of the NVIDIA test-double repositories.
+"""Expand tests/repo/packages.yml into the package trees of the test-double apt repositories.
 
 build.sh runs it; dpkg-deb builds each tree. The expansion refuses a package whose dependency no
 package of the same repository satisfies, a package built twice, and a template naming a value its
-table does not have, before anything is built. A package's `postinst:`/`prerm:` become its
-maintainer scripts (DEBIAN/postinst, DEBIAN/prerm), run by dpkg on the node.
+table does not have, before anything is built. A package's `postinst:`/`prerm:`/`postrm:` become its
+maintainer scripts (DEBIAN/postinst, ...), run by dpkg on the node.
 
-    python3 doubles.py DATA distros                 the repositories, one a line
-    python3 doubles.py DATA trees DISTRO DEST       one tree per package under DEST, its name printed
-    python3 doubles.py DATA list DISTRO             name version architecture, one package a line
+    python3 doubles.py DATA distros                 NVIDIA's CUDA repositories, one a line
+    python3 doubles.py DATA vendors                 the other vendors' repositories (vendor_repositories:), one a line
+    python3 doubles.py DATA trees REPO DEST         one tree per package under DEST, its name printed
+    python3 doubles.py DATA list REPO               name version architecture, one package a line
     python3 doubles.py DATA pin DISTRO              NVIDIA's cuda-<distro>.pin for that repository
-    python3 doubles.py DATA release FIELD           origin, label, key_name or maintainer
+    python3 doubles.py DATA release FIELD           origin, label, key_name or maintainer (the CUDA repositories)
+    python3 doubles.py DATA vendor REPO FIELD       a vendor repository's layout: dir, top, pool, index, release_dir,
+                                                    key_file, key_name, compression, signatures, or release_options
+                                                    (apt-ftparchive's -o options for its Release file, one a line)
 """
 from __future__ import annotations
 
@@ -20,10 +24,14 @@ import sys
 
 import yaml
 
-RELATION_FIELDS = {"depends": "Depends", "provides": "Provides", "conflicts": "Conflicts", "replaces": "Replaces"}
-ENTRY_KEYS = {"name", "for", "branches", "majors", "version", "architecture", "section", "description", "depends", "provides",
-              "conflicts", "replaces", "renames", "files", "dirs", "postinst", "prerm", "source", "unconfirmed"}
-SCRIPTS = ("postinst", "prerm")
+RELATION_FIELDS = {"depends": "Depends", "recommends": "Recommends", "provides": "Provides", "conflicts": "Conflicts",
+                   "breaks": "Breaks", "replaces": "Replaces"}
+ENTRY_KEYS = {"name", "for", "branches", "majors", "versions", "version", "architecture", "section", "description", "depends",
+              "recommends", "provides", "conflicts", "breaks", "replaces", "renames", "files", "dirs", "postinst", "prerm", "postrm",
+              "source", "unconfirmed"}
+SCRIPTS = ("postinst", "prerm", "postrm")
+# What build.sh asks of a vendor repository (vendor_repositories: in packages.yml).
+VENDOR_FIELDS = ("dir", "pool", "index", "release_dir", "key_file", "key_name", "compression", "signatures")
 RELATION = re.compile(r"^\s*(?P<name>[a-z0-9][a-z0-9+.-]+)\s*(?:\((?P<op><<|<=|=|>=|>>)\s*(?P<version>[^)\s]+)\s*\))?\s*$")
 
 
@@ -57,7 +65,11 @@ def _compare_part(left: str, right: str) -> int:
 
 
 def compare_versions(left: str, right: str) -> int:
-    """-1, 0 or 1 as dpkg --compare-versions orders LEFT and RIGHT (epochs are not used here)."""
+    """-1, 0 or 1 as dpkg --compare-versions orders LEFT and RIGHT (an epoch, `5:`, orders first)."""
+    left_epoch, left = left.split(":", 1) if ":" in left else ("0", left)
+    right_epoch, right = right.split(":", 1) if ":" in right else ("0", right)
+    if int(left_epoch) != int(right_epoch):
+        return -1 if int(left_epoch) < int(right_epoch) else 1
     left_upstream, left_revision = left.rsplit("-", 1) if "-" in left else (left, "")
     right_upstream, right_revision = right.rsplit("-", 1) if "-" in right else (right, "")
     return _compare_part(left_upstream, right_upstream) or _compare_part(left_revision, right_revision)
@@ -77,7 +89,14 @@ def _fill(template, values: dict) -> str:
 
 
 def _instances(repository: dict, entry: dict, distro: str) -> list[dict]:
-    """The values of each package an entry builds: per driver version or branch, per toolkit, cuDNN or NCCL build, or once."""
+    """The values of each package an entry builds: per driver version or branch, per toolkit, cuDNN or NCCL build, per
+    item of its own `versions:`, or once."""
+    if "versions" in entry:
+        # A vendor repository's package: one per item, a version string or a table whose `full` is the version.
+        items = [item if isinstance(item, dict) else {"full": item} for item in entry["versions"]]
+        if not all("full" in item for item in items):
+            raise DataError(f"{distro} {entry.get('name')}: each item of `versions:` is a version or a table with `full:`")
+        return [dict(item, full=str(item["full"])) for item in items]
     kind = entry.get("for")
     if kind in ("version", "branch"):
         branches = [str(branch) for branch in entry.get("branches", repository["branches"])]
@@ -99,28 +118,42 @@ def _instances(repository: dict, entry: dict, distro: str) -> list[dict]:
         return [{"nccl_cuda": cuda, "nccl": version, "nccl_parts": version.split("-")[0].split("."), "full": f"{version}+cuda{cuda}"}
                 for cuda, versions in repository["nccl"].items() for version in versions]
     if kind is None:
+        if "revision" not in repository:
+            raise DataError(f"{distro} {entry.get('name')}: a package of this repository needs `versions:`")
         return [{"branch": "", "version": "", "full": repository["revision"]}]
     raise DataError(f"{distro} {entry.get('name')}: `for: {kind}` is not one of version, branch, cuda, cudnn, nccl")
 
 
+def _repository(data: dict, name: str) -> tuple[dict, list[dict]]:
+    """A repository by name and its package entries: a CUDA repository's own and the shared ones, or a vendor's."""
+    if name in data["repositories"]:
+        return data["repositories"][name], data["repositories"][name]["packages"] + data.get("shared_packages", [])
+    if name in data.get("vendor_repositories", {}):
+        return data["vendor_repositories"][name], data["vendor_repositories"][name]["packages"]
+    known = list(data["repositories"]) + list(data.get("vendor_repositories", {}))
+    raise DataError(f"no repository {name!r} in packages.yml; there are: {', '.join(known)}")
+
+
 def expand(data: dict, distro: str) -> list[dict]:
     """Every package of one repository, its templates filled, checked for duplicates and dependencies."""
-    repository = data["repositories"].get(distro)
-    if repository is None:
-        raise DataError(f"no repository {distro!r} in packages.yml; there are: {', '.join(data['repositories'])}")
+    repository, entries = _repository(data, distro)
+    # A vendor repository keeps its own sources: and files: beside the shared ones.
+    sources = {**data["sources"], **repository.get("sources", {})}
+    templates = {**data["files"], **repository.get("files", {})}
     packages = []
-    for entry in repository["packages"] + data.get("shared_packages", []):
+    for entry in entries:
         unknown = sorted(set(entry) - ENTRY_KEYS)
         if unknown:
             raise DataError(f"{distro} {entry.get('name')}: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(ENTRY_KEYS))}")
         if entry.get("for") not in ("version", "branch", None) and "version" not in entry:
             raise DataError(f"{distro} {entry['name']}: `for: {entry['for']}` needs a `version:` template")
         for values in _instances(repository, entry, distro):
-            values["pinned"] = repository["pinned"]
+            values["pinned"] = repository.get("pinned", "")
+            values["vendor"] = repository.get("vendor", "NVIDIA")
             template = entry.get("version", "{full}")
             if isinstance(template, dict):
                 template = template[values["branch"]]
-            package = {"name": _fill(entry["name"], values), "version": _fill(template, values),
+            package = {"name": _fill(entry["name"], values), "version": _fill(template, values), "vendor": values["vendor"],
                        "architecture": entry.get("architecture", "amd64"), "section": entry.get("section", "misc"),
                        "description": _fill(entry["description"], values), "source": entry["source"],
                        "unconfirmed": entry.get("unconfirmed", "")}
@@ -130,16 +163,22 @@ def expand(data: dict, distro: str) -> list[dict]:
             if "renames" in entry:
                 package["conflicts"].append(_fill(entry["renames"], values))
                 package["replaces"].append(_fill(entry["renames"], values))
-            package["files"] = [{"path": _fill(data["files"][key]["path"], values), "mode": int(data["files"][key]["mode"], 8),
-                                 "content": _fill(data["files"][key]["content"], values)} for key in entry.get("files", [])]
+            package["files"] = []
+            for key in entry.get("files", []):
+                if key not in templates:
+                    raise DataError(f"{distro} {package['name']}: file {key} is not under files:")
+                path = _fill(templates[key]["path"], values)
+                package["files"].append({"path": path, "mode": int(templates[key]["mode"], 8),
+                                         "content": _fill(templates[key]["content"], dict(values, path=path))})
             package["dirs"] = [_fill(path, values) for path in entry.get("dirs", [])]
             for script in SCRIPTS:
                 package[script] = _fill(entry[script], values) if script in entry else ""
                 if package[script] and not package[script].startswith("#!/bin/sh\nset -e\n"):
                     raise DataError(f"{distro} {package['name']}: its {script} must start with '#!/bin/sh' and 'set -e' lines, as dpkg runs it")
-            unknown = [key for key in package["source"] if key not in data["sources"]]
+            unknown = [key for key in package["source"] if key not in sources]
             if unknown:
                 raise DataError(f"{distro} {package['name']}: source {', '.join(unknown)} is not under sources:")
+            package["source_notes"] = [f"{key}: {sources[key]}" for key in package["source"]]
             packages.append(package)
     _check(distro, packages)
     return packages
@@ -179,15 +218,15 @@ def control(package: dict, maintainer: str, sources: dict) -> str:
         if package[key]:
             lines.append(f"{field}: {', '.join(package[key])}")
     lines.append(f"Description: {package['description']} (dlnode test double)")
-    lines.append(f" Test double of NVIDIA's {package['name']} {package['version']}: no NVIDIA software.")
+    lines.append(f" Test double of {package['vendor']}'s {package['name']} {package['version']}: no {package['vendor']} software.")
     lines.append(f" Name and shape from: {', '.join(package['source'])} ({sources})")
     return "\n".join(lines) + "\n"
 
 
-def readme(package: dict, data: dict) -> str:
+def readme(package: dict) -> str:
     text = [f"{package['name']} {package['version']} is a test double built by dlnode.gpu's tests/repo/build.sh.",
-            "It holds no NVIDIA software. Its name, version and dependencies follow NVIDIA's repository:", ""]
-    text += [f"- {key}: {data['sources'][key]}" for key in package["source"]]
+            f"It holds no {package['vendor']} software. Its name, version and dependencies follow {package['vendor']}'s repository:", ""]
+    text += [f"- {note}" for note in package["source_notes"]]
     if package["unconfirmed"]:
         text += ["", f"Not confirmed by those sources: {package['unconfirmed']}"]
     return "\n".join(text) + "\n"
@@ -195,7 +234,7 @@ def readme(package: dict, data: dict) -> str:
 
 def write_tree(package: dict, data: dict, dest: str) -> str:
     tree = os.path.join(dest, f"{package['name']}_{package['version']}_{package['architecture']}")
-    files = [{"path": f"/usr/share/doc/{package['name']}/README.test-double", "mode": 0o644, "content": readme(package, data)}]
+    files = [{"path": f"/usr/share/doc/{package['name']}/README.test-double", "mode": 0o644, "content": readme(package)}]
     for directory in package["dirs"]:
         os.makedirs(os.path.join(tree, directory.lstrip("/")), mode=0o755, exist_ok=True)
     for item in files + package["files"]:
@@ -221,6 +260,31 @@ def write_tree(package: dict, data: dict, dest: str) -> str:
     return tree
 
 
+def vendor_field(data: dict, name: str, field: str) -> str:
+    """One field of a vendor repository's layout, as build.sh uses it (paths relative to OUTDIR or to `dir`)."""
+    repository = data.get("vendor_repositories", {}).get(name)
+    if repository is None:
+        raise DataError(f"no vendor repository {name!r} in packages.yml; there are: {', '.join(data.get('vendor_repositories', {}))}")
+    suite = repository.get("suite")
+    if field == "top":
+        return repository["dir"].split("/")[0]
+    if field == "pool":  # where the .deb files go, relative to dir: beside the index in a flat repository
+        return repository.get("pool", ".")
+    if field == "index":  # the directory of the Packages file, relative to dir
+        return f"dists/{suite}/{repository['component']}/binary-amd64" if suite else "."
+    if field == "release_dir":  # the directory of the Release file, relative to dir
+        return f"dists/{suite}" if suite else "."
+    if field == "signatures":
+        return " ".join(repository.get("signatures", ["InRelease", "Release.gpg"]))
+    if field == "compression":
+        return repository.get("compression", "gzip")
+    if field == "release_options":
+        return "\n".join(f"-o\nAPT::FTPArchive::Release::{key}={value}" for key, value in repository["release"].items())
+    if field in VENDOR_FIELDS:
+        return str(repository[field])
+    raise DataError(f"vendor field {field!r} is not one of top, release_options, {', '.join(VENDOR_FIELDS)}")
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -242,6 +306,10 @@ def main(argv: list[str]) -> int:
             sys.stdout.write(data["repository_pin"])
         elif command == "release" and len(args) == 1:
             print(data["release"][args[0]])
+        elif command == "vendors":
+            print("\n".join(data.get("vendor_repositories", {})))
+        elif command == "vendor" and len(args) == 2:
+            print(vendor_field(data, *args))
         else:
             print(__doc__, file=sys.stderr)
             return 2
