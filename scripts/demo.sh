@@ -10,7 +10,11 @@ nodes=$(ansible-inventory -i "$inventory" --list | python3 -c 'import json,sys; 
 tests/repo/serve.sh start >/dev/null
 # The same node containers as Molecule's (tests/images/nodes.yml), started fresh; its output only if it fails.
 # shellcheck disable=SC2086  # $nodes is a list of names
-started=$(python3 -c 'import json,sys; print(json.dumps({"dlnode_test_nodes": [{"name": n, "networks": [{"name": "dlnode-test"}]}
+# Docker runs inside each node (the containers layer): /var/lib/docker on a host directory, emptied
+# first, because overlay2 does not work on the node's own overlayfs.
+for node in $nodes; do rm -rf "/var/tmp/dlnode-demo/$node/docker"; mkdir -p "/var/tmp/dlnode-demo/$node/docker"; done
+started=$(python3 -c 'import json,sys; print(json.dumps({"dlnode_test_nodes": [{"name": n, "networks": [{"name": "dlnode-test"}],
+                                                                              "volumes": [f"/var/tmp/dlnode-demo/{n}/docker:/var/lib/docker"]}
                                                                              for n in sys.argv[1:]],
                                                         "dlnode_test_labels": {"dlnode.demo": "true"}}))' $nodes)
 if ! log=$(ansible-playbook -i localhost, tests/images/nodes.yml -e "$started" 2>&1); then
@@ -34,6 +38,8 @@ for node in $nodes; do
     printf "  NVIDIA driver (test doubles): %s, %s packages held\n" \
       "$(dpkg-query -W -f "\${Package} \${Version}" nvidia-open 2>/dev/null)" "$(apt-mark showhold | grep -c .)"
     printf "  CUDA (test doubles): %s; %s; %s\n" "$(runuser -l nobody -s /bin/sh -c "nvcc --version" 2>/dev/null | tail -2 | head -1)" \
-      "$(dpkg-query -W -f "NCCL \${Version}" libnccl2 2>/dev/null)" "$(dpkg-query -W -f "cuDNN \${Version}" libcudnn9-cuda-13 2>/dev/null)"'
+      "$(dpkg-query -W -f "NCCL \${Version}" libnccl2 2>/dev/null)" "$(dpkg-query -W -f "cuDNN \${Version}" libcudnn9-cuda-13 2>/dev/null)"
+    printf "  Docker: %s, live-restore %s, storage %s\n" "$(dpkg-query -W -f "docker.io \${Version}" docker.io 2>/dev/null)" \
+      "$(docker info --format "{{.LiveRestoreEnabled}}" 2>/dev/null)" "$(docker info --format "{{.Driver}}" 2>/dev/null)"'
 done
 echo "Nodes left running for a look: docker exec -it NODE bash; remove them with: docker rm -f $nodes; tests/repo/serve.sh stop"

@@ -19,12 +19,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
-ROLES = ("base_os", "storage", "tuning", "gpu_settings")
+ROLES = ("base_os", "storage", "tuning", "gpu_settings", "container_runtime")
 SPEC_TASK = "Validating arguments against arg spec 'main'"
 CHECK_TASK = "Check the values the argument specs cannot express"
 
 # Values the argument specs refuse: wrong choices, wrong types, missing keys of a known shape.
 SPEC_BAD = {
+    "container_runtime": {"container_runtime_engine": "podman", "container_runtime_nvidia_toolkit": "yes",
+                          "container_runtime_daemon_settings": ["debug"]},
     "base_os": {"base_os_unattended_upgrades": "sometimes", "base_os_swap_file_size_mib": "big",
                 "base_os_sysctl": [1]},
     "storage": {"storage_volumes": [{"name": "data", "devices": ["/dev/sdb"], "fstype": "zfs", "mount": "/data"},
@@ -51,11 +53,22 @@ SPEC_MESSAGES = {
                      "parameters are required together: min, max found in gpu_settings_gpu_locked_clocks",
                      "parameters are mutually exclusive: preset|graphics found in gpu_settings_applications_clocks",
                      "value of gpu_settings_on_unsupported must be one of: fail, warn, skip, got: ignore"],
+    "container_runtime": ["value of container_runtime_engine must be one of: docker, containerd, got: podman",
+                          "value of container_runtime_nvidia_toolkit must be one of: auto, always, never, got: yes",
+                          "argument 'container_runtime_daemon_settings' is of type list and we were unable to convert to dict"],
 }
 ABSOLUTE = "allowed: an absolute path (starting with /, without .., // or a trailing /)"
 
 # Values of the right type and the wrong meaning, refused by the role's check task.
 CHECK_BAD = {
+    "container_runtime": {
+        "container_runtime_data_root": "data/docker",
+        "container_runtime_daemon_settings": {"live-restor": True, "debug": "yes", "log-opts": {"max-file": 3},
+                                              "mtu": "9000", "registry-mirrors": "https://mirror.example"},
+        "container_runtime_log_max_size": "100 MB",
+        "container_runtime_docker_key_fingerprints": ["0EBFCD88"],
+        "container_runtime_nvidia_toolkit_url": "nvidia.github.io/libnvidia-container",
+    },
     "base_os": {
         "base_os_sysctl_file": "sysctl.d/90-dlnode.conf",
         "base_os_sysctl": {"vm.swappiness": 300, "vm overcommit": 1},
@@ -98,6 +111,17 @@ CHECK_BAD = {
     },
 }
 CHECK_MESSAGES = {
+    "container_runtime": [
+        f"container_runtime_data_root: got 'data/docker'; {ABSOLUTE}, or ''",
+        "container_runtime_daemon_settings: got the key(s) live-restor; allowed: keys among: allow-nondistributable",
+        "container_runtime_daemon_settings.debug: got 'yes'; allowed: true or false",
+        "container_runtime_daemon_settings.log-opts.max-file: got 3; allowed: a string",
+        "container_runtime_daemon_settings.mtu: got '9000'; allowed: an integer",
+        "container_runtime_daemon_settings.registry-mirrors: got 'https://mirror.example'; allowed: a list",
+        "container_runtime_log_max_size: got '100 MB'; allowed: a size such as 100m or 1g",
+        "container_runtime_docker_key_fingerprints[0]: got '0EBFCD88'; allowed: a full key fingerprint",
+        "container_runtime_nvidia_toolkit_url: got 'nvidia.github.io/libnvidia-container'; allowed: empty, or an http",
+    ],
     "base_os": [
         f"base_os_sysctl_file: got 'sysctl.d/90-dlnode.conf'; {ABSOLUTE}",
         "base_os_epel_url: got 'mirror.example/epel/'; allowed: a URL (https://, http://, ftp:// or file://) "
@@ -149,6 +173,12 @@ CHECK_MESSAGES = {
 }
 # Documented values that must pass: nulls leave a setting unmanaged.
 GOOD = {
+    "container_runtime": {"container_runtime_data_root": "/data/docker", "container_runtime_engine": "containerd",
+                          "container_runtime_daemon_settings": {"debug": True, "live-restore": None,
+                                                                "log-opts": {"max-file": "5", "compress": None},
+                                                                "default-ulimits": {"nofile": {"Name": "nofile",
+                                                                                               "Hard": 65536,
+                                                                                               "Soft": 65536}}}},
     "base_os": {"base_os_limits_memlock": 65536, "base_os_sysctl": {"vm.swappiness": 0, "kernel.numa_balancing": None}},
     "storage": {"storage_volumes": [{"name": "data", "devices": ["/dev/disk/by-id/nvme-A", "/dev/nvme1n1"],
                                      "raid_level": 0, "mount": "/data", "mode": "1777"},
