@@ -1,7 +1,7 @@
 """The container_runtime role on a node with Debian's docker.io running inside it.
 
 In file order: what converge left (the operator's daemon.json keys kept with ours merged in, the engine
-locked, the docker group), a container from a locally imported image with the role's shm size, ulimits
+locked, NVIDIA's container toolkit locked with it and its runtime registered, the docker group), a container from a locally imported image with the role's shm size, ulimits
 and log options, a second run that changes nothing and does not restart the daemon, a config change
 under a running container (live-restore), a setting dockerd refuses at start (the old file goes back),
 and bad input refused with nothing changed.
@@ -59,6 +59,17 @@ def test_the_engine_is_locked_and_running(host):
     info = json.loads(host.check_output("docker info --format '{{json .}}'"))
     assert info["Driver"] == "overlay2" and info["LiveRestoreEnabled"] is True
     assert "dlnode.test=operator" in info["Labels"]
+
+
+def test_nvidias_toolkit_is_locked_with_the_engine_and_registered_as_a_runtime(host):
+    # The test repository's newest, 1.18.0-1: all four packages at one version, held and pinned.
+    pin = host.file("/etc/apt/preferences.d/dlnode-container_runtime.pref").content_string
+    for name in ("nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools",
+                 "libnvidia-container1"):
+        assert host.check_output(f"dpkg-query -W -f '${{db:Status-Abbrev}}${{Version}}' {name}") == "hi 1.18.0-1"
+        assert f"Package: {name}\nPin: version 1.18.0-1" in pin
+    assert json.loads(host.file(DAEMON_JSON).content_string)["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+    assert "nvidia" in json.loads(host.check_output("docker info --format '{{json .Runtimes}}'"))
 
 
 def test_users_are_in_the_docker_group(host):
