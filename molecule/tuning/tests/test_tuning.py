@@ -42,6 +42,8 @@ def test_thp_modes(host):
 def test_loop_scheduler_and_read_ahead(host, loops, cls):
     queue = f"/sys/block/{loops[cls]}/queue"
     scheduler, read_ahead = WANTED[cls]
+    if scheduler == "bfq" and "bfq" not in host.file(f"{queue}/scheduler").content_string:
+        scheduler = "kyber"  # a kernel without BFQ: the scenario asks for kyber (molecule.yml)
     assert selected(host.file(f"{queue}/scheduler").content_string) == scheduler
     assert host.file(f"{queue}/read_ahead_kb").content_string.strip() == str(read_ahead)
 
