@@ -145,7 +145,6 @@ ARGUMENT_SPEC = dict(
     nccl_version=dict(type="str", default=""),
 )
 TOOL_PACKAGES = {"dpkg-query": "dpkg", "rpm": "rpm"}
-OWNER_QUERY = {"dpkg": ("dpkg-query", "-S"), "rpm": ("rpm", "-qf", "--qf", "%{NAME}\n")}
 # Debian's and Ubuntu's toolkit: nvcc in /usr/bin, the toolkit's tree under /usr/lib/nvidia-cuda-toolkit.
 DISTRIBUTION_PACKAGE = "nvidia-cuda-toolkit"
 DISTRIBUTION_HOME = "/usr/lib/nvidia-cuda-toolkit"
@@ -156,8 +155,7 @@ def read_driver(commands):
     smi = commands.path("nvidia-smi")
     manager = "dpkg" if commands.path("dpkg-query") else "rpm" if commands.path("rpm") else None
     if smi and manager:
-        rc, out, _err = commands.result(*OWNER_QUERY[manager], os.path.realpath(smi))
-        owner = out.split(":")[0].split(",")[0].strip() if rc == 0 else ""
+        owner = database.owner(commands, manager, os.path.realpath(smi))
         installed = database.read_installed(commands, manager, [owner]).get(owner) if owner else None
         if installed:
             return {"version": driver.upstream(installed), "from": f"the installed package {owner}"}

@@ -203,7 +203,6 @@ ARGUMENT_SPEC = dict(
     devices=dict(type="list", elements="dict", default=[]),
 )
 TOOL_PACKAGES = {"dpkg-query": "dpkg", "rpm": "rpm", "apt-cache": "apt", "dnf": "dnf"}
-OWNER_QUERY = {"apt": ("dpkg-query", "-S"), "dnf": ("rpm", "-qf")}
 HEADERS = {"apt": "linux-headers-{}", "dnf": "kernel-devel-{}"}
 
 
@@ -246,7 +245,7 @@ def foreign_driver(module, commands, manager, loaded):
     smi = module.get_bin_path("nvidia-smi")
     if not loaded or not smi:
         return None
-    if commands.result(*OWNER_QUERY[manager], os.path.realpath(smi))[0] == 0:
+    if database.owner(commands, "dpkg" if manager == "apt" else "rpm", os.path.realpath(smi)):
         return None
     return {"version": loaded, "nvidia_smi": smi}
 

@@ -71,6 +71,16 @@ def query(commands, manager, names):
     return stdout
 
 
+OWNER_QUERY = {"dpkg": ("dpkg-query", "-S"), "rpm": ("rpm", "-qf", "--qf", "%{NAME}\n")}
+
+
+def owner(commands, manager, path):
+    """The package that installed a file (dpkg or rpm), or None when none did."""
+    rc, out, _err = commands.result(*OWNER_QUERY[manager], path)
+    name = out.split(":")[0].split(",")[0].strip() if manager == "dpkg" else out.strip()
+    return name if rc == 0 and name else None
+
+
 def read_installed(commands, manager, names):
     """{package: installed version} of the named packages that are installed."""
     if not names:
