@@ -189,17 +189,20 @@ def parse_simulation(stdout):
 
 VERSION_NOT_FOUND_RE = re.compile(r"^E: Version '([^']+)' for '([^']+)' was not found")
 NOT_LOCATED_RE = re.compile(r"^E: Unable to locate package (\S+)")
+# What apt adds for a name that is also a glob or regex (containerd.io): the same package, not found.
+NOT_FOUND_BY_PATTERN_RE = re.compile(r"^E: Couldn't find any package by (?:glob|regex) '(\S+)'")
 
 
 def simulation_errors(stdout, stderr):
     """apt's refusals: {versions: [(name, version)], packages: [names], unmet: [lines], other: [E: lines]}."""
     errors = {"versions": [], "packages": [], "unmet": [], "other": []}
     for line in stderr.splitlines():
-        version, located = VERSION_NOT_FOUND_RE.match(line), NOT_LOCATED_RE.match(line)
+        version, located = VERSION_NOT_FOUND_RE.match(line), NOT_LOCATED_RE.match(line) or NOT_FOUND_BY_PATTERN_RE.match(line)
         if version:
             errors["versions"].append((version.group(2), version.group(1)))
         elif located:
-            errors["packages"].append(located.group(1))
+            if located.group(1) not in errors["packages"]:
+                errors["packages"].append(located.group(1))
         elif line.startswith("E:"):
             errors["other"].append(line[3:].strip())
     inside = False

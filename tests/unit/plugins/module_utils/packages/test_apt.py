@@ -90,6 +90,13 @@ def test_simulation_errors():
     assert errors["versions"] == [("libcext0", "9.9-1")] and errors["packages"] == ["nosuchpkg"]
 
 
+def test_a_name_that_is_also_a_pattern_is_one_package_not_found():
+    # apt-get install --simulate containerd.io on Debian 12 without Docker's source: three lines, one package.
+    stderr = ("E: Unable to locate package containerd.io\nE: Couldn't find any package by glob 'containerd.io'\n"
+              "E: Couldn't find any package by regex 'containerd.io'\n")
+    assert apt.simulation_errors("", stderr) == {"versions": [], "packages": ["containerd.io"], "unmet": [], "other": []}
+
+
 def test_parse_madison():
     assert apt.parse_madison(MADISON) == {
         "libcext0": [("7.3.2+ds-1~bpo12+1", "http://deb.debian.org/debian bookworm-backports/main"),
