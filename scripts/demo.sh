@@ -39,7 +39,9 @@ for node in $nodes; do
       "$(dpkg-query -W -f "\${Package} \${Version}" nvidia-open 2>/dev/null)" "$(apt-mark showhold | grep -c .)"
     printf "  CUDA (test doubles): %s; %s; %s\n" "$(runuser -l nobody -s /bin/sh -c "nvcc --version" 2>/dev/null | tail -2 | head -1)" \
       "$(dpkg-query -W -f "NCCL \${Version}" libnccl2 2>/dev/null)" "$(dpkg-query -W -f "cuDNN \${Version}" libcudnn9-cuda-13 2>/dev/null)"
-    printf "  Docker: %s, live-restore %s, storage %s\n" "$(dpkg-query -W -f "docker.io \${Version}" docker.io 2>/dev/null)" \
-      "$(docker info --format "{{.LiveRestoreEnabled}}" 2>/dev/null)" "$(docker info --format "{{.Driver}}" 2>/dev/null)"'
+    printf "  Docker: docker-ce %s (dockerd %s), live-restore %s, storage %s, runtimes %s\n" \
+      "$(dpkg-query -W -f "\${Version}" docker-ce 2>/dev/null)" "$(docker info --format "{{.ServerVersion}}" 2>/dev/null)" \
+      "$(docker info --format "{{.LiveRestoreEnabled}}" 2>/dev/null)" "$(docker info --format "{{.Driver}}" 2>/dev/null)" \
+      "$(docker info --format "{{range \$name, \$_ := .Runtimes}}{{\$name}} {{end}}" 2>/dev/null)"'
 done
 echo "Nodes left running for a look: docker exec -it NODE bash; remove them with: docker rm -f $nodes; tests/repo/serve.sh stop"

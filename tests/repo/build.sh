@@ -107,6 +107,30 @@ for distro in $(doubles distros); do
 done
 echo "$good" > "$work/cuda/KEY-FINGERPRINT"
 
+# real_deb CACHE PACKAGE/SUITE...: Debian's packages unpacked under CACHE/root/<package>/, fetched with
+# apt from the machine's own Debian mirror (signatures checked against the machine's Debian keyring), for
+# the doubles that carry Debian's build of a vendor's programs (`real_debs:` in packages.yml).
+real_debs() {
+  local cache=$1 mirror suites list entry
+  shift
+  [ "$#" -gt 0 ] || return 0
+  mirror=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null \
+    | grep -oE "https?://[^ ]+" | head -n 1 || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  suites=$(printf '%s\n' "$@" | cut -d/ -f2 | sort -u)
+  mkdir -p "$cache/lists/partial" "$cache/archives/partial" "$cache/root"
+  list=$cache/sources.list
+  for suite in $suites; do echo "deb $mirror $suite main"; done > "$list"
+  local apt=(apt-get -qq -o Dir::Etc::SourceList="$list" -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists="$cache/lists"
+    -o Dir::Cache="$cache" -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null -o APT::Sandbox::User=root)
+  "${apt[@]}" update
+  for entry in "$@"; do
+    rm -rf "${cache:?}/root/${entry%%/*}" && mkdir -p "$cache/root/${entry%%/*}"
+    (cd "$cache/archives" && rm -f "${entry%%/*}"_*.deb && "${apt[@]}" download "$entry")
+    dpkg-deb -x "$cache/archives/${entry%%/*}"_*.deb "$cache/root/${entry%%/*}"
+  done
+}
+
 # The vendors' repositories: Packages in `index`, the .deb files in `pool` (the same directory when flat),
 # Release in `release_dir` (paths under `dir`), signed as the vendor signs (`signatures`), the armored key
 # at `key_file` and its fingerprint in OUTDIR/<top>/KEY-FINGERPRINT.
@@ -122,7 +146,9 @@ for repo in $(doubles vendors); do
   root=$work/$(vendor dir)
   pool=$(vendor pool) index=$(vendor index) release_dir=$(vendor release_dir)
   mkdir -p "$root/$pool" "$root/$index" "$work/trees/$repo"
-  doubles trees "$repo" "$work/trees/$repo" > "$work/trees/$repo.list"
+  mapfile -t debs < <(doubles debs "$repo" | grep .)
+  real_debs "$out/.debian" "${debs[@]}"
+  doubles trees "$repo" "$work/trees/$repo" "$out/.debian/root" > "$work/trees/$repo.list"
   xargs -a "$work/trees/$repo.list" -P "$(nproc)" -I{} \
     dpkg-deb --root-owner-group -Zgzip --build {} "$root/$pool" >/dev/null
   vendor_count=$((vendor_count + $(wc -l < "$work/trees/$repo.list")))

@@ -7,7 +7,10 @@ maintainer scripts (DEBIAN/postinst, ...), run by dpkg on the node.
 
     python3 doubles.py DATA distros                 NVIDIA's CUDA repositories, one a line
     python3 doubles.py DATA vendors                 the other vendors' repositories (vendor_repositories:), one a line
-    python3 doubles.py DATA trees REPO DEST         one tree per package under DEST, its name printed
+    python3 doubles.py DATA trees REPO DEST [REAL]  one tree per package under DEST, its name printed; REAL holds
+                                                    the Debian packages of `real_debs:` unpacked, one directory each
+    python3 doubles.py DATA debs REPO               the Debian packages a vendor repository takes real files from,
+                                                    package/suite one a line (`real_debs:`)
     python3 doubles.py DATA list REPO               name version architecture, one package a line
     python3 doubles.py DATA pin DISTRO              NVIDIA's cuda-<distro>.pin for that repository
     python3 doubles.py DATA release FIELD           origin, label, key_name or maintainer (the CUDA repositories)
@@ -20,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import sys
 
 import yaml
@@ -168,8 +172,12 @@ def expand(data: dict, distro: str) -> list[dict]:
                 if key not in templates:
                     raise DataError(f"{distro} {package['name']}: file {key} is not under files:")
                 path = _fill(templates[key]["path"], values)
-                package["files"].append({"path": path, "mode": int(templates[key]["mode"], 8),
-                                         "content": _fill(templates[key]["content"], dict(values, path=path))})
+                item = {"path": path, "mode": int(templates[key]["mode"], 8)}
+                if "from" in templates[key]:
+                    item["from"] = _real_file(repository, templates[key]["from"], distro, package["name"])
+                else:
+                    item["content"] = _fill(templates[key]["content"], dict(values, path=path))
+                package["files"].append(item)
             package["dirs"] = [_fill(path, values) for path in entry.get("dirs", [])]
             for script in SCRIPTS:
                 package[script] = _fill(entry[script], values) if script in entry else ""
@@ -180,13 +188,22 @@ def expand(data: dict, distro: str) -> list[dict]:
                 raise DataError(f"{distro} {package['name']}: source {', '.join(unknown)} is not under sources:")
             package["source_notes"] = [f"{key}: {sources[key]}" for key in package["source"]]
             packages.append(package)
-    _check(distro, packages)
+    _check(distro, packages, repository.get("outside", []))
     return packages
 
 
-def _check(distro: str, packages: list[dict]) -> None:
+def _real_file(repository: dict, source: str, distro: str, name: str) -> tuple[str, str]:
+    """A file taken from a real Debian package (`from: <package>:<path>`) of the repository's `real_debs:`."""
+    package, _sep, path = source.partition(":")
+    known = [entry.split("/")[0] for entry in repository.get("real_debs", [])]
+    if package not in known or not path.startswith("/"):
+        raise DataError(f"{distro} {name}: `from: {source}` names no /path in a package of real_debs: ({', '.join(known) or 'none'})")
+    return package, path
+
+
+def _check(distro: str, packages: list[dict], outside: list[str]) -> None:
     seen = set()
-    offered: dict[str, list[str | None]] = {}  # name -> versions (None: a virtual package)
+    offered: dict[str, list[str | None]] = {name: [None] for name in outside}  # name -> versions (None: virtual or outside)
     for package in packages:
         key = (package["name"], package["version"], package["architecture"])
         if key in seen:
@@ -218,21 +235,29 @@ def control(package: dict, maintainer: str, sources: dict) -> str:
         if package[key]:
             lines.append(f"{field}: {', '.join(package[key])}")
     lines.append(f"Description: {package['description']} (dlnode test double)")
-    lines.append(f" Test double of {package['vendor']}'s {package['name']} {package['version']}: no {package['vendor']} software.")
+    if any("from" in item for item in package["files"]):
+        real = sorted({item["from"][0] for item in package["files"] if "from" in item})
+        lines.append(f" Test double of {package['vendor']}'s {package['name']} {package['version']}: Debian's build of its programs"
+                     f" ({', '.join(real)}).")
+    else:
+        lines.append(f" Test double of {package['vendor']}'s {package['name']} {package['version']}: no {package['vendor']} software.")
     lines.append(f" Name and shape from: {', '.join(package['source'])} ({sources})")
     return "\n".join(lines) + "\n"
 
 
 def readme(package: dict) -> str:
+    real = sorted({f"{item['from'][0]}:{item['from'][1]}" for item in package["files"] if "from" in item})
+    holds = (f"It holds Debian's build of the same programs, not {package['vendor']}'s: {', '.join(real)}." if real
+             else f"It holds no {package['vendor']} software.")
     text = [f"{package['name']} {package['version']} is a test double built by dlnode.gpu's tests/repo/build.sh.",
-            f"It holds no {package['vendor']} software. Its name, version and dependencies follow {package['vendor']}'s repository:", ""]
+            f"{holds} Its name, version and dependencies follow {package['vendor']}'s repository:", ""]
     text += [f"- {note}" for note in package["source_notes"]]
     if package["unconfirmed"]:
         text += ["", f"Not confirmed by those sources: {package['unconfirmed']}"]
     return "\n".join(text) + "\n"
 
 
-def write_tree(package: dict, data: dict, dest: str) -> str:
+def write_tree(package: dict, data: dict, dest: str, real: str | None = None) -> str:
     tree = os.path.join(dest, f"{package['name']}_{package['version']}_{package['architecture']}")
     files = [{"path": f"/usr/share/doc/{package['name']}/README.test-double", "mode": 0o644, "content": readme(package)}]
     for directory in package["dirs"]:
@@ -240,8 +265,15 @@ def write_tree(package: dict, data: dict, dest: str) -> str:
     for item in files + package["files"]:
         path = os.path.join(tree, item["path"].lstrip("/"))
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(item["content"])
+        if "from" in item:
+            origin = os.path.join(real or "", item["from"][0], item["from"][1].lstrip("/"))
+            if real is None or not os.path.isfile(origin):
+                raise DataError(f"{package['name']}: {item['path']} comes from {':'.join(item['from'])}, not found in "
+                                f"{real or 'the unpacked packages (trees REPO DEST REAL)'}")
+            shutil.copyfile(origin, path)
+        else:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(item["content"])
         os.chmod(path, item["mode"])
     os.makedirs(os.path.join(tree, "DEBIAN"), mode=0o755, exist_ok=True)
     with open(os.path.join(tree, "DEBIAN", "control"), "w", encoding="utf-8") as handle:
@@ -295,9 +327,12 @@ def main(argv: list[str]) -> int:
     try:
         if command == "distros":
             print("\n".join(data["repositories"]))
-        elif command == "trees" and len(args) == 2:
+        elif command == "trees" and len(args) in (2, 3):
             for package in expand(data, args[0]):
-                print(write_tree(package, data, args[1]))
+                print(write_tree(package, data, *args[1:]))
+        elif command == "debs" and len(args) == 1:
+            repository, _entries = _repository(data, args[0])
+            print("\n".join(repository.get("real_debs", [])))
         elif command == "list" and len(args) == 1:
             for package in expand(data, args[0]):
                 print(package["name"], package["version"], package["architecture"])
