@@ -19,7 +19,7 @@ UNSUPPORTED = gpu_info.UNSUPPORTED
 GPU_CHECKS = ("gpu_count", "gpu_model", "driver", "persistence_mode", "pcie_link", "ecc", "memory_health",
               "clock_events", "mig", "nvlink", "fabric_manager", "topology")
 NODE_CHECKS = ("hugepages", "io_schedulers", "sysctl", "memlock")
-PERF_CHECKS = thresholds.METRICS + ("dcgm_diag",)
+PERF_CHECKS = ("benchmark",) + thresholds.METRICS + ("dcgm_diag",)
 ALL_CHECKS = GPU_CHECKS + NODE_CHECKS + PERF_CHECKS
 
 # Clock-event reasons that mean the hardware is in trouble (heat, power delivery); the others
