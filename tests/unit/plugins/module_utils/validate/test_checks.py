@@ -343,3 +343,11 @@ def test_topology_of_an_8_gpu_node():
     assert topo["devices"] == ["GPU0", "GPU1", "NIC0"]
     assert topo["matrix"]["GPU0"] == {"GPU0": "X", "GPU1": "NV18", "NIC0": "PXB"}
     assert topo["affinity"]["GPU1"]["CPU Affinity"] == "48-95"
+
+
+def test_benchmark_script_compiles_and_its_output_parses():
+    from ansible_collections.dlnode.gpu.plugins.module_utils.validate import perf  # pylint: disable=import-outside-toplevel
+    compile(perf.SCRIPT, "benchmark", "exec")
+    assert perf.parse('warning: x\n{"gpus": [], "errors": []}\n') == {"gpus": [], "errors": []}
+    assert perf.parse("Traceback ...\n") is None
+    assert perf.dcgm_summary("| Deployment | Pass |\n| Memory | Fail - GPU 0 |\n") == "Memory | Fail - GPU 0"
