@@ -150,7 +150,29 @@ summary:
   description: Counts per status, the failed checks, the failed required ones, and whether the node passed.
   returned: always
   type: dict
-  sample: {counts: {fail: 0, warn: 0, pass: 14, skip: 9}, failed: [], failed_required: [], passed: true}
+  contains:
+    counts:
+      description: How many checks have each status.
+      type: dict
+      returned: always
+      sample: {fail: 0, warn: 0, pass: 14, skip: 9}
+    failed:
+      description: The names of the failed checks.
+      type: list
+      elements: str
+      returned: always
+      sample: []
+    failed_required:
+      description: The names of the failed checks that O(required) names.
+      type: list
+      elements: str
+      returned: always
+      sample: []
+    passed:
+      description: Whether no required check failed.
+      type: bool
+      returned: always
+      sample: true
 report:
   description: The report as written to O(report_path) (node, gpus, checks, summary, benchmark).
   returned: always

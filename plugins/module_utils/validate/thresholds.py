@@ -72,8 +72,6 @@ def _estimate(bf16, tf32, memory_gbps, pcie_gen, nvlink_gbps=None):
     }
 
 
-
-
 def _datasheet_model(key, label, names, device_ids, pcie_gen, nvlink_gbps, bf16, tf32, memory_gbps, datasheet):
     return {
         "key": key,

@@ -83,7 +83,7 @@ def test_h100_passes_and_writes_the_report_once(node, run_module):
     assert report["node"] == "gpu01" and report["passed"] is True
     assert report["gpus"][0]["model"] == "h100_sxm"
     assert report == result["report"]
-    again, _ = validate(run_module)
+    again, _failed = validate(run_module)
     assert again["changed"] is False
 
 
@@ -106,7 +106,7 @@ def test_slow_bf16_fails_the_required_check(node, run_module):
 
 def test_benchmark_timeout_fails(node, run_module):
     node["bench"] = (124, "", "")
-    result, _ = validate(run_module, performance_timeout=30)
+    result, _failed = validate(run_module, performance_timeout=30)
     check = next(item for item in result["checks"] if item["name"] == "benchmark")
     assert (check["status"], check["reason"]) == ("fail", "the benchmark took longer than performance_timeout (30 s)")
     assert ["timeout", "30", PYTHON, "-c"] == node["commands"][-1][:4]
@@ -114,12 +114,12 @@ def test_benchmark_timeout_fails(node, run_module):
 
 def test_dcgm_runs_where_installed(node, run_module):
     node["tools"].add("dcgmi")
-    result, _ = validate(run_module)
+    result, _failed = validate(run_module)
     assert statuses(result)["dcgm_diag"] == "pass"
 
 
 def test_without_python_performance_skips(node, run_module):
-    result, _ = validate(run_module, python="")
+    result, _failed = validate(run_module, python="")
     check = next(item for item in result["checks"] if item["name"] == "benchmark")
     assert check["reason"] == "no framework environment (python unset): performance checks skipped"
     assert not any(command[0] == "timeout" for command in node["commands"])
@@ -166,5 +166,5 @@ def test_bad_input_is_refused_naming_the_option(node, run_module, options, messa
 
 def test_required_accepts_one_gpu(node, run_module):
     node["lib"].devices[0].values["ecc_volatile_uncorrected"] = 1
-    result, _ = validate(run_module, required=["gpu0.ecc"])
+    result, _failed = validate(run_module, required=["gpu0.ecc"])
     assert result["summary"]["failed_required"] == ["gpu0.ecc"]
