@@ -272,6 +272,19 @@ class FakePynvml:
     def nvmlDeviceGetRemappedRows(self, handle):
         return tuple(self._device("nvmlDeviceGetRemappedRows", handle)["remapped_rows"])
 
+    def nvmlDeviceGetTotalEccErrors(self, handle, error_type, counter_type):
+        values = self._device("nvmlDeviceGetTotalEccErrors", handle)
+        if (error_type, counter_type) != (1, 0):
+            raise NVMLError(INVALID_ARGUMENT)
+        return values["ecc_volatile_uncorrected"]
+
+    def nvmlDeviceGetNvLinkState(self, handle, link):
+        """``nvlink_states`` (one 0/1 per link) where a test sets it; the real H100 VM has none."""
+        states = self._device("nvmlDeviceGetNvLinkState", handle).get("nvlink_states", [])
+        if link >= len(states):
+            raise NVMLError(NOT_SUPPORTED)
+        return states[link]
+
     # -- writes (validated the way the driver does) -----------------------
 
     def nvmlDeviceSetPersistenceMode(self, handle, mode):

@@ -33,6 +33,10 @@ CLOCK_GRAPHICS = 0
 CLOCK_SM = 1
 CLOCK_MEM = 2
 
+_MEMORY_ERROR_UNCORRECTED = 1
+_VOLATILE_ECC = 0
+NVLINK_MAX_LINKS = 18
+
 _PAGE_RETIREMENT_SINGLE_BIT = 0
 _PAGE_RETIREMENT_DOUBLE_BIT = 1
 
@@ -283,6 +287,16 @@ class NvmlBackend:
             "pending": bool(pending),
             "failure": bool(failure),
         }
+
+    def ecc_volatile_uncorrected(self, handle):
+        """Uncorrected ECC errors since the driver loaded."""
+        return self._call("nvmlDeviceGetTotalEccErrors", handle, _MEMORY_ERROR_UNCORRECTED, _VOLATILE_ECC)
+
+    # -- NVLink -----------------------------------------------------------
+
+    def nvlink_active(self, handle, link):
+        """Whether NVLink ``link`` is up; NotSupported or InvalidArgument for a link the GPU does not have."""
+        return self._call("nvmlDeviceGetNvLinkState", handle, link) == 1
 
     # -- writes -----------------------------------------------------------
 

@@ -19,7 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
-ROLES = ("base_os", "storage", "tuning", "gpu_settings", "container_runtime")
+ROLES = ("base_os", "storage", "tuning", "gpu_settings", "container_runtime", "validate")
 SPEC_TASK = "Validating arguments against arg spec 'main'"
 CHECK_TASK = "Check the values the argument specs cannot express"
 
@@ -36,6 +36,7 @@ SPEC_BAD = {
     "gpu_settings": {"gpu_settings_compute_mode": "exclusive_thread", "gpu_settings_gpu_locked_clocks": {"min": 1000},
                      "gpu_settings_applications_clocks": {"preset": "max", "graphics": 1410},
                      "gpu_settings_on_unsupported": "ignore"},
+    "validate": {"validate_gpu_count": "eight", "validate_required": "ecc", "validate_mig": "sometimes"},
 }
 SPEC_MESSAGES = {
     "base_os": ["value of base_os_unattended_upgrades must be one of: disabled, exclude_nvidia, unmanaged, got: sometimes",
@@ -53,6 +54,8 @@ SPEC_MESSAGES = {
                      "parameters are required together: min, max found in gpu_settings_gpu_locked_clocks",
                      "parameters are mutually exclusive: preset|graphics found in gpu_settings_applications_clocks",
                      "value of gpu_settings_on_unsupported must be one of: fail, warn, skip, got: ignore"],
+    "validate": ["argument 'validate_gpu_count' is of type str and we were unable to convert to int",
+                 "argument 'validate_mig' is of type str and we were unable to convert to bool"],
     "container_runtime": ["value of container_runtime_engine must be one of: docker, containerd, got: podman",
                           "value of container_runtime_nvidia_toolkit must be one of: auto, always, never, got: yes",
                           "argument 'container_runtime_daemon_settings' is of type list and we were unable to convert to dict"],
@@ -108,6 +111,18 @@ CHECK_BAD = {
         "gpu_settings_memory_locked_clocks": {"min": 2000, "max": 1000},
         "gpu_settings_nvml_venv": "opt/dlnode/nvml",
         "gpu_settings_persistenced_user": "Nvidia Persistenced",
+    },
+    "validate": {
+        "validate_gpu_count": -1,
+        "validate_gpu_model": "h100",
+        "validate_hugepages_size": "2X",
+        "validate_io_schedulers": {"nvme0n1": "cfq"},
+        "validate_memlock": "lots",
+        "validate_python": "venv/bin/python",
+        "validate_report_path": "report.json",
+        "validate_performance_timeout": 0,
+        "validate_threshold_fractions": {"fp8": 0.5, "bf16_tflops": 1.5},
+        "validate_required": ["ecc", "speed"],
     },
 }
 CHECK_MESSAGES = {
@@ -170,6 +185,19 @@ CHECK_MESSAGES = {
         f"gpu_settings_nvml_venv: got 'opt/dlnode/nvml'; {ABSOLUTE}",
         "gpu_settings_persistenced_user: got 'Nvidia Persistenced'; allowed: a user name",
     ],
+    "validate": [
+        "validate_gpu_count: got -1; allowed: an integer >= 0",
+        "validate_performance_timeout: got 0; allowed: an integer >= 1",
+        "validate_gpu_model: got 'h100'; allowed: a key of the threshold table",
+        "validate_hugepages_size: got '2X'; allowed: a page size such as 2M or 1G",
+        "validate_io_schedulers.nvme0n1: got 'cfq'; allowed: one of: none, mq-deadline, kyber, bfq",
+        "validate_memlock: got 'lots'; allowed: a positive number of KiB or unlimited",
+        f"validate_python: got 'venv/bin/python'; {ABSOLUTE}",
+        f"validate_report_path: got 'report.json'; {ABSOLUTE}",
+        "validate_threshold_fractions: got the key 'fp8'",
+        "validate_threshold_fractions.bf16_tflops: got 1.5",
+        "validate_required[1]: got 'speed'; allowed: a check",
+    ],
 }
 # Documented values that must pass: nulls leave a setting unmanaged.
 GOOD = {
@@ -188,6 +216,9 @@ GOOD = {
                "tuning_cpu_energy_preference": None, "tuning_hugepages_node_counts": {0: 512, "node1": 512}},
     "gpu_settings": {"gpu_settings_power_limit": "default", "gpu_settings_gpus": [0, "GPU-0ad4414f-aa1d", "0000:3b:00.0"],
                      "gpu_settings_applications_clocks": {"preset": "max"}},
+    "validate": {"validate_gpu_count": 8, "validate_gpu_model": "NVIDIA H100 80GB HBM3", "validate_memlock": "unlimited",
+                 "validate_python": "/opt/dlnode/venvs/torch/bin/python", "validate_required": ["gpu3.ecc", "bf16_tflops"],
+                 "validate_threshold_fractions": {"bf16_tflops": 0.9}, "validate_io_schedulers": {"nvme0n1": "none"}},
 }
 
 
