@@ -39,11 +39,13 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: "The variant and what it needs: C(variant), C(cuda), C(minimum_driver), C(full_driver) (every feature),
-    C(limited) (runs below C(full_driver)), C(index_url) (PyTorch), C(extra) (JAX, TensorFlow), C(reason)."
+    C(limited) (runs below C(full_driver)), C(index_url) (PyTorch), C(extra) (JAX, TensorFlow), C(requirements)
+    (the pins that install it), C(reason)."
   type: dict
   sample: {"framework": "torch", "release": "2.11", "variant": "cu130", "cuda": "13.0", "minimum_driver": "580.65.06",
            "full_driver": "580.65.06", "limited": false, "experimental": false, "extra": "",
-           "index_url": "https://download.pytorch.org/whl/cu130", "reason": "the newest CUDA build the driver and every GPU run"}
+           "index_url": "https://download.pytorch.org/whl/cu130",
+           "requirements": ["torch==2.11.0+cu130"], "reason": "the newest CUDA build the driver and every GPU run"}
 """
 
 from ansible.errors import AnsibleFilterError

@@ -166,7 +166,8 @@ def check(framework, release, variant, entry, driver, cuda_driver, capabilities)
 
 def choose(framework, version, variant="auto", driver="", cuda_driver="", capabilities=(), gpu=None,
            option="frameworks_environments"):
-    """The variant to install: {framework, release, variant, cuda, minimum_driver, full_driver, limited, index_url, extra, reason}.
+    """The variant to install: {framework, release, variant, cuda, minimum_driver, full_driver, limited, index_url, extra,
+    requirements, reason}.
 
     variant: one the release ships, or auto (the newest stable CUDA build the driver and every GPU run;
     the CPU build on a node with no GPU). driver: the NVIDIA driver's version, empty when none is loaded;
@@ -186,22 +187,31 @@ def choose(framework, version, variant="auto", driver="", cuda_driver="", capabi
         why = check(framework, release, variant, shipped[variant], driver, cuda_driver, capabilities) if gpu else None
         if why:
             raise MatrixError(f"{option}: {why}")
-        return _answer(framework, release, variant, shipped[variant], driver, "asked for")
+        return _answer(framework, version, release, variant, shipped[variant], driver, "asked for")
     if not gpu:
-        return _answer(framework, release, "cpu", shipped["cpu"], driver, "the node has no GPU")
+        return _answer(framework, version, release, "cpu", shipped["cpu"], driver, "the node has no GPU")
     candidates = sorted(((name, entry) for name, entry in shipped.items() if entry["cuda"] and not entry["experimental"]),
                         key=lambda item: [int(p) for p in item[1]["cuda"].split(".")], reverse=True)
     refusals = []
     for name, entry in candidates:
         why = check(framework, release, name, entry, driver, cuda_driver, capabilities)
         if why is None:
-            return _answer(framework, release, name, entry, driver, "the newest CUDA build the driver and every GPU run")
+            return _answer(framework, version, release, name, entry, driver, "the newest CUDA build the driver and every GPU run")
         refusals.append(why)
     raise MatrixError(f"{option}: no CUDA build of {label} runs on this node: " + "; ".join(refusals)
                       + ". Upgrade the driver, or ask for the cpu variant")
 
 
-def _answer(framework, release, variant, entry, driver, reason):
+def requirements(framework, version, variant):
+    """The pins that install a variant: torch==2.11.0+cu130 (PyTorch's index labels each build), jax[cuda13]==0.8.1."""
+    if framework == "torch":
+        return [f"torch=={version.split('+')[0]}+{variant}"]
+    if framework == "jax":
+        return [f"jax=={version}", f"jaxlib=={version}"] if variant == "cpu" else [f"jax[{variant}]=={version}"]
+    return [f"tensorflow=={version}" if variant == "cpu" else f"tensorflow[{variant}]=={version}"]
+
+
+def _answer(framework, version, release, variant, entry, driver, reason):
     cuda_version = entry["cuda"]
     floor = full = None
     if cuda_version:
@@ -213,7 +223,7 @@ def _answer(framework, release, variant, entry, driver, reason):
         # Runs through minor version compatibility, some features (a PTX JIT of newer PTX) missing.
         "limited": bool(driver and full and versions.compare(driver, full) < 0),
         "experimental": entry["experimental"], "reason": reason,
-        "index_url": "", "extra": "",
+        "index_url": "", "extra": "", "requirements": requirements(framework, version, variant),
     }
     if framework == "torch":
         answer["index_url"] = PYTORCH_INDEX + variant

@@ -154,3 +154,15 @@ def test_every_cuda_variant_has_a_driver_row():
             for entry in variants.values():
                 if entry["cuda"]:
                     assert matrix.cuda.minimum_driver(entry["cuda"], "exact")
+
+
+@pytest.mark.parametrize("framework, version, variant, pins", [
+    ("torch", "2.11.0", "cu130", ["torch==2.11.0+cu130"]),
+    ("torch", "2.11.0", "cpu", ["torch==2.11.0+cpu"]),
+    ("jax", "0.10.2", "cpu", ["jax==0.10.2", "jaxlib==0.10.2"]),
+    ("jax", "0.10.2", "cuda13", ["jax[cuda13]==0.10.2"]),
+    ("tensorflow", "2.20.0", "and-cuda", ["tensorflow[and-cuda]==2.20.0"]),
+    ("tensorflow", "2.20.0", "cpu", ["tensorflow==2.20.0"]),
+])
+def test_the_requirements_that_install_a_variant(framework, version, variant, pins):
+    assert choose(framework, version, variant)["requirements"] == pins
