@@ -64,6 +64,11 @@ options:
   constraints:
     description: A constraints file on the node (C(--constraint)).
     type: path
+  ca_bundle:
+    description:
+      - "The CA certificates that verify the index's TLS (C(PIP_CERT) for pip, C(SSL_CERT_FILE) for uv): behind a proxy
+        that re-signs TLS, or an internal index with its own CA. Omitted: pip's and uv's own bundles."
+    type: path
   owner:
     description: The user who owns the environment; root's when omitted.
     type: str
@@ -147,6 +152,7 @@ ARGUMENT_SPEC = dict(
     trusted_hosts=dict(type="list", elements="str", default=[]),
     cache_dir=dict(type="path"),
     constraints=dict(type="path"),
+    ca_bundle=dict(type="path"),
     owner=dict(type="str"),
     group=dict(type="str"),
 )
@@ -186,12 +192,11 @@ def chown_tree(path, ids, check_mode):
 
 def check_inputs(module, params):
     venv.check_requirements(params["requirements"])
-    for option in ("wheelhouse", "constraints", "cache_dir"):
-        value = params[option]
-        if value and option == "wheelhouse" and not os.path.isdir(value):
-            raise DlnodeError(f"wheelhouse: {value} is not a directory on this node")
-        if value and option == "constraints" and not os.path.isfile(value):
-            raise DlnodeError(f"constraints: {value} is not a file on this node")
+    if params["wheelhouse"] and not os.path.isdir(params["wheelhouse"]):
+        raise DlnodeError(f"wheelhouse: {params['wheelhouse']} is not a directory on this node")
+    for option in ("constraints", "ca_bundle"):
+        if params[option] and not os.path.isfile(params[option]):
+            raise DlnodeError(f"{option}: {params[option]} is not a file on this node")
     uv = None
     if params["installer"] == "uv":
         uv = params["uv"] or module.get_bin_path("uv")
@@ -233,7 +238,8 @@ def run(module, result):
     params = module.params
     uv, interpreter = check_inputs(module, params)
     ids = owner_ids(params)
-    commands = Commands(module, environ=venv.ENVIRON)
+    tls = {"PIP_CERT": params["ca_bundle"], "SSL_CERT_FILE": params["ca_bundle"]} if params["ca_bundle"] else {}
+    commands = Commands(module, environ=dict(venv.ENVIRON, **tls))
     installer = venv.Installer(commands, params["installer"], params["path"], params, uv=uv)
     created = not os.path.exists(venv.python(params["path"]))
     result.update(created=created, installer=params["installer"])
@@ -249,7 +255,7 @@ def run(module, result):
             raise DlnodeError(f"python: cannot create {params['path']} with {interpreter}: {(err or out).strip()}"
                               + ("; install python3-venv" if "ensurepip" in (err or out) else ""))
     result["installed"] = installer.installed()
-    to_install = {}
+    to_install, rc = {}, 0
     if params["requirements"] and not created:
         rc, to_install, _err = installer.dry_run(params["requirements"], offline=True)
         if rc != 0 or to_install:
@@ -259,15 +265,16 @@ def run(module, result):
                 raise DlnodeError(f"requirements: {', '.join(named or params['requirements'])} could not be resolved "
                                   f"from {source_text(params)}: {text}")
             if rc != 0:
-                to_install = {"(unresolved)": "see the failure"}
+                to_install = {}  # the install below fails in the same resolution and says why
         result["to_install"] = to_install
     before = dict(result["installed"])
-    if (created or to_install) and params["requirements"] and not module.check_mode:
+    unresolved = not created and params["requirements"] and rc != 0
+    if (created or to_install or unresolved) and params["requirements"] and not module.check_mode:
         install(module, installer, params, result, created)
         result["installed"] = installer.installed()
         result["to_install"] = {name: version for name, version in result["installed"].items() if before.get(name) != version}
     owned = chown_tree(params["path"], ids, module.check_mode) if ids and os.path.exists(params["path"]) else False
-    result["changed"] = bool(created or to_install or owned)
+    result["changed"] = bool(created or result["to_install"] or owned)
     result["diff"] = {"before": "".join(f"{name}=={version}\n" for name, version in sorted(before.items())),
                       "after": "".join(f"{name}=={version}\n" for name, version in sorted(result["installed"].items()))}
 

@@ -138,6 +138,7 @@ def test_pip_refuses_an_environment_uv_made_without_pip(run_module, tmp_path, ho
      "(a name, optional extras and version clauses)"),
     ({"wheelhouse": "/nonexistent/wheels"}, "wheelhouse: /nonexistent/wheels is not a directory on this node"),
     ({"constraints": "/nonexistent/c.txt"}, "constraints: /nonexistent/c.txt is not a file on this node"),
+    ({"ca_bundle": "/nonexistent/ca.crt"}, "ca_bundle: /nonexistent/ca.crt is not a file on this node"),
     ({"uv": "/nonexistent/uv"}, "uv: /nonexistent/uv is not an executable: install uv (PyPI) or choose installer pip"),
     ({"python": "/nonexistent/python3"}, "python: /nonexistent/python3 is not an interpreter on this node"),
     ({"owner": "no-such-user-dlnode"}, "owner: no user 'no-such-user-dlnode' on this node"),
