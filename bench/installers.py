@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """pip against uv: create a virtual environment and fill it with JAX's CPU build from PyPI, cold and warm cache.
 
-Usage: bench/installers.py [--python /usr/bin/python3] [--uv PATH] [--runs 2] [--requirements jax==0.10.2 jaxlib==0.10.2]
+Usage: python3 bench/installers.py [--python /usr/bin/python3] [--uv PATH] [--runs 2] [--requirements jax==0.10.2 jaxlib==0.10.2]
 
 Each run starts from no environment. "cold": an empty cache directory, so every wheel is downloaded;
 "warm": the same cache again, so nothing is. The installers read no configuration of this machine

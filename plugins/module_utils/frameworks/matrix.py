@@ -114,7 +114,7 @@ def release_of(framework, version, option="frameworks_environments"):
     if framework in FROM_ROWS:
         row = next((row for row in rows if versions.compare(version, row) >= 0), None)
     else:
-        numbers = version.split("+")[0].split(".")
+        numbers = version.split("+", maxsplit=1)[0].split(".")
         row = ".".join(numbers[:2]) if ".".join(numbers[:2]) in rows else None
     if row is None:
         raise MatrixError(f"{option}: {NAMES[framework]} {version} is not in the CUDA matching table (it has "
@@ -154,7 +154,7 @@ def check(framework, release, variant, entry, driver, cuda_driver, capabilities)
     if driver and versions.compare(driver, floor) < 0:
         return (f"{label} is built for CUDA {entry['cuda']} and needs NVIDIA driver {floor} or newer "
                 f"(CUDA {major}.x minor version compatibility); the driver is {driver}")
-    if not driver and cuda_driver and int(str(cuda_driver).split(".")[0]) < int(major):
+    if not driver and cuda_driver and int(str(cuda_driver).split(".", maxsplit=1)[0]) < int(major):
         return (f"{label} is built for CUDA {entry['cuda']} and needs NVIDIA driver {floor} or newer; "
                 f"the driver supports CUDA {cuda_driver}")
     unsupported = sorted({str(cc) for cc in capabilities if not runs_on(entry["arch"], cc)})

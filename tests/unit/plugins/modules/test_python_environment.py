@@ -111,7 +111,7 @@ def test_a_failed_install_names_the_requirement_and_leaves_the_environment_worki
     (house / "probedep-1.5-py3-none-any.whl").unlink()
     result, failed = env(run_module, tmp_path, house, installer, requirements=[requirement])
     assert failed, missing
-    assert result["msg"].startswith(f"requirements: probe")
+    assert result["msg"].startswith("requirements: probe")
     assert f"could not be installed by {installer} from the wheelhouse {house} (no index)" in result["msg"]
     assert result["msg"].endswith(f"{tmp_path / 'venv'} is unchanged")
     assert probe_version(tmp_path) == "1.0"
