@@ -13,6 +13,8 @@ description:
     C(update-alternatives --set), writes O(profile_file) for login shells (C(CUDA_HOME), and C(PATH) and
     C(LD_LIBRARY_PATH) prepended when missing) and O(environment_file) for systemd units (C(EnvironmentFile=))
     and Slurm prologs (C(KEY=value) lines, C(PATH) whole: systemd expands no variables), then reads the group back."
+  - "With O(variables) and no O(cuda_home) it writes any other node-wide environment the same way: the C(frameworks)
+    role's training environment (NCCL, OpenMP, MKL, CUDA device order) in its own two files."
   - "In check mode an O(alternative) the group does not have yet (its toolkit is about to be installed) is
     predicted as a change; in a real run it is refused, naming the group's alternatives."
 options:
@@ -24,9 +26,19 @@ options:
     type: str
     default: cuda
   cuda_home:
-    description: C(CUDA_HOME) (V(/usr/local/cuda)).
+    description: C(CUDA_HOME) (V(/usr/local/cuda)); omitted writes none (the C(frameworks) role's training environment).
     type: path
-    required: true
+  variables:
+    description:
+      - "More variables, name to value, written after the CUDA ones (the C(frameworks) role's NCCL, OMP and CUDA settings).
+        A value may not hold quotes, backslashes, C($), backticks or line breaks: systemd does not expand them and the
+        shell does, so the two files would disagree."
+    type: dict
+    default: {}
+  comment:
+    description: The first line's words after C(Managed by dlnode.gpu).
+    type: str
+    default: "(cuda_toolkit): the default CUDA toolkit's environment"
   path:
     description: Directories to put before C(PATH).
     type: list
@@ -82,6 +94,9 @@ files:
   sample: [/etc/profile.d/dlnode-cuda.sh]
 """
 
+import re
+import shlex
+
 from ansible_collections.dlnode.gpu.plugins.module_utils.common import files
 from ansible_collections.dlnode.gpu.plugins.module_utils.common.commands import Commands
 from ansible_collections.dlnode.gpu.plugins.module_utils.common.errors import DlnodeError
@@ -90,14 +105,30 @@ from ansible_collections.dlnode.gpu.plugins.module_utils.common.module import ru
 ARGUMENT_SPEC = dict(
     alternative=dict(type="path"),
     name=dict(type="str", default="cuda"),
-    cuda_home=dict(type="path", required=True),
+    cuda_home=dict(type="path"),
+    variables=dict(type="dict", default={}),
+    comment=dict(type="str", default="(cuda_toolkit): the default CUDA toolkit's environment"),
     path=dict(type="list", elements="path", default=[]),
     library_path=dict(type="list", elements="path", default=[]),
     system_path=dict(type="str", default="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
     profile_file=dict(type="path", default="/etc/profile.d/dlnode-cuda.sh"),
     environment_file=dict(type="path", default="/etc/dlnode/cuda.env"),
 )
-HEADER = "# Managed by dlnode.gpu (cuda_toolkit): the default CUDA toolkit's environment. Edits are replaced.\n"
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+UNSAFE = ('"', "'", "\\", "$", "`", "\n", "\r")
+
+
+def header(params):
+    return f"# Managed by dlnode.gpu {params['comment']}. Edits are replaced.\n"
+
+
+def check_variables(variables):
+    """Refuse a name that is no shell variable, or a value the shell and systemd would read differently."""
+    bad = [f"{name!r} is not a variable name" for name in variables if not NAME_RE.match(str(name))]
+    bad += [f"{name}={value!r} holds a quote, backslash, $, backtick or line break" for name, value in variables.items()
+            if any(char in str(value) for char in UNSAFE)]
+    if bad:
+        raise DlnodeError("variables: " + "; ".join(bad))
 
 
 def query(commands, name):
@@ -117,22 +148,27 @@ def query(commands, name):
 
 def profile(params):
     """POSIX sh for /etc/profile.d: each directory put first once, so a nested login shell adds nothing twice."""
-    lines = [HEADER, f"export CUDA_HOME={params['cuda_home']}\n"]
+    lines = [header(params)] + ([f"export CUDA_HOME={params['cuda_home']}\n"] if params["cuda_home"] else [])
     for variable, directories in (("PATH", params["path"]), ("LD_LIBRARY_PATH", params["library_path"])):
         for directory in reversed(directories):
             lines.append(f'case ":${{{variable}:-}}:" in *":{directory}:"*) ;; '
                          f'*) {variable}="{directory}${{{variable}:+:${variable}}}" ;; esac\n')
         if directories:
             lines.append(f"export {variable}\n")
+    lines += [f"export {name}={shlex.quote(str(value))}\n" for name, value in params["variables"].items()]
     return "".join(lines)
 
 
 def environment(params):
     """KEY=value lines, as systemd's EnvironmentFile= and a shell's `set -a; . file` read them."""
-    lines = [HEADER, f"CUDA_HOME={params['cuda_home']}\n",
-             "PATH=" + ":".join(params["path"] + [params["system_path"]]) + "\n"]
+    lines = [header(params)]
+    if params["cuda_home"]:
+        lines.append(f"CUDA_HOME={params['cuda_home']}\n")
+    if params["cuda_home"] or params["path"]:
+        lines.append("PATH=" + ":".join(params["path"] + [params["system_path"]]) + "\n")
     if params["library_path"]:
         lines.append("LD_LIBRARY_PATH=" + ":".join(params["library_path"]) + "\n")
+    lines += [f"{name}={value}\n" for name, value in params["variables"].items()]
     return "".join(lines)
 
 
@@ -161,6 +197,7 @@ def select(module, commands, result):
 
 def run(module, result):
     params = module.params
+    check_variables(params["variables"])
     commands = Commands(module, {"update-alternatives": "dpkg (or chkconfig's alternatives on the RHEL family)"})
     switched = select(module, commands, result) if params["alternative"] else False
     changes = [files.sync(module, params["profile_file"], profile(params)),

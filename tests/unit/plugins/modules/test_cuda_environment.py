@@ -107,3 +107,31 @@ def test_without_an_alternative_only_the_files_are_written(node, run_module):
     assert node["commands"] == []
     assert (node["root"] / ENV.lstrip("/")).read_text().splitlines()[1:] == [
         "CUDA_HOME=/usr/lib/nvidia-cuda-toolkit", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+
+
+TRAINING = {"NCCL_SOCKET_IFNAME": "^docker0,lo", "NCCL_IB_DISABLE": "1", "OMP_NUM_THREADS": "8"}
+
+
+def test_variables_alone_make_a_training_environment_without_cuda_or_path(node, run_module):
+    result, failed = run_module(cuda_environment, {
+        "variables": TRAINING, "comment": "(frameworks): the training environment",
+        "profile_file": "/etc/profile.d/dlnode-frameworks.sh", "environment_file": "/etc/dlnode/frameworks.env"})
+    assert not failed and result["changed"]
+    assert result["alternative"] == {"before": None, "after": None} and node["commands"] == []
+    assert (node["root"] / "etc/dlnode/frameworks.env").read_text().splitlines() == [
+        "# Managed by dlnode.gpu (frameworks): the training environment. Edits are replaced.",
+        "NCCL_SOCKET_IFNAME=^docker0,lo", "NCCL_IB_DISABLE=1", "OMP_NUM_THREADS=8"]
+    script = node["root"] / "etc/profile.d/dlnode-frameworks.sh"
+    out = subprocess.run(["sh", "-c", f". {script}; echo $NCCL_SOCKET_IFNAME $NCCL_IB_DISABLE $OMP_NUM_THREADS $PATH"],
+                         env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["^docker0,lo", "1", "8", "/usr/bin:/bin"]
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"NCCL-DEBUG": "INFO"}, "variables: 'NCCL-DEBUG' is not a variable name"),
+    ({"NCCL_DEBUG": "$HOME"}, "variables: NCCL_DEBUG='$HOME' holds a quote, backslash, $, backtick or line break"),
+])
+def test_bad_variables_are_refused_before_anything_is_written(node, run_module, variables, message):
+    result, failed = env(run_module, variables=variables)
+    assert failed and result["msg"] == message
+    assert not (node["root"] / ENV.lstrip("/")).exists()
