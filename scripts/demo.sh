@@ -8,6 +8,7 @@ nodes=$(ansible-inventory -i "$inventory" --list | python3 -c 'import json,sys; 
 # NVIDIA's repository is not reachable here: the driver comes from the test repository (tests/repo,
 # test doubles with NVIDIA's names), served on the test network as a mirror would be.
 tests/repo/serve.sh start >/dev/null
+rm -rf .cache/demo/validate
 # The same node containers as Molecule's (tests/images/nodes.yml), started fresh; its output only if it fails.
 # shellcheck disable=SC2086  # $nodes is a list of names
 # Docker runs inside each node (the containers layer): /var/lib/docker on a host directory, emptied
@@ -22,6 +23,9 @@ if ! log=$(ansible-playbook -i localhost, tests/images/nodes.yml -e "$started" 2
   echo "demo: the nodes did not start (ansible-playbook tests/images/nodes.yml above)" >&2
   exit 1
 fi
+
+# PyPI is reached through a proxy that re-signs TLS here: the nodes get the host's CA bundle.
+for node in $nodes; do docker cp -q /etc/ssl/certs/ca-certificates.crt "$node:/usr/local/share/dlnode-host-ca.crt"; done
 
 # Container nodes share this machine's kernel: hugepages, THP, IO schedulers and the CPU
 # governor would be this machine's, so the demo leaves the tuning role out.
@@ -42,6 +46,12 @@ for node in $nodes; do
     printf "  Docker: docker-ce %s (dockerd %s), live-restore %s, storage %s, runtimes %s\n" \
       "$(dpkg-query -W -f "\${Version}" docker-ce 2>/dev/null)" "$(docker info --format "{{.ServerVersion}}" 2>/dev/null)" \
       "$(docker info --format "{{.LiveRestoreEnabled}}" 2>/dev/null)" "$(docker info --format "{{.Driver}}" 2>/dev/null)" \
-      "$(docker info --format "{{range \$name, \$_ := .Runtimes}}{{\$name}} {{end}}" 2>/dev/null)"'
+      "$(docker info --format "{{range \$name, \$_ := .Runtimes}}{{\$name}} {{end}}" 2>/dev/null)"
+    printf "  Frameworks: jax %s in /opt/dlnode/venvs/jax (%s)\n" \
+      "$(/opt/dlnode/venvs/jax/bin/python -c "import jax; print(jax.__version__)" 2>/dev/null)" \
+      "$(/opt/dlnode/venvs/jax/bin/python -c "import jax.numpy as n; print(\"sum of 1..100 =\", int(n.arange(1, 101).sum()))" 2>/dev/null)"'
 done
+echo
+echo "== The acceptance gate (.cache/demo/validate/fleet.md; fleet.html beside it)"
+cat .cache/demo/validate/fleet.md
 echo "Nodes left running for a look: docker exec -it NODE bash; remove them with: docker rm -f $nodes; tests/repo/serve.sh stop"
