@@ -44,8 +44,10 @@ lint: bootstrap collection
 sanity: bootstrap
 	scripts/sanity.sh
 
+# scripts/browser.sh: Debian's chromium, for the test that opens the HTML fleet report.
 unit: bootstrap collection
-	pytest -q tests/unit tests/collection
+	scripts/browser.sh
+	pytest -q -rs tests/unit tests/collection
 
 # scripts/gate.sh keeps each scenario's output in .cache/logs/ and fails a scenario that passed
 # but printed a CRITICAL line or a deprecation warning.
