@@ -58,7 +58,7 @@ USERS = sorted(r.name for r in ROLES.iterdir() if any("platform_vars" in t.read_
 
 
 def test_the_roles_with_platform_values_use_the_filter():
-    assert USERS == ["base_os", "container_runtime", "nvidia_driver", "nvidia_repository", "storage"]
+    assert USERS == ["base_os", "container_runtime", "frameworks", "nvidia_driver", "nvidia_repository", "storage"]
 
 
 @pytest.mark.parametrize("name", USERS)
