@@ -44,7 +44,7 @@ def test_it_parses_with_the_example_inventory():
 def test_bad_input_is_refused_before_any_node_is_touched(tmp_path, extra, message):
     rc, output = rollout(tmp_path, extra)
     assert rc != 0 and message in output, output
-    assert "UNREACHABLE" not in output and "node1" not in output.split("PLAY RECAP")[-1], output
+    assert "UNREACHABLE" not in output and "node1" not in output.rsplit("PLAY RECAP", maxsplit=1)[-1], output
 
 
 def test_good_input_reaches_the_nodes_after_the_checks(tmp_path):
