@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import zipfile
@@ -57,6 +58,8 @@ def env(run_module, tmp_path, house, installer, check_mode=False, **options):
     args = {"path": str(tmp_path / "venv"), "python": sys.executable, "installer": installer, "uv": UV,
             "wheelhouse": str(house), "requirements": ["probe==1.0"]}
     args.update(options)
+    # None: the option left out (an index instead of the wheelhouse).
+    args = {key: value for key, value in args.items() if value is not None}
     return run_module(python_environment, args, check_mode=check_mode)
 
 
@@ -160,3 +163,63 @@ def test_the_environment_is_given_to_its_owner(run_module, tmp_path, house, monk
     assert not failed and result["changed"]
     assert changed and {(uid, gid) for _path, uid, gid in changed} == {(4242, 4343)}
     assert changed[0][0] == str(tmp_path / "venv")
+
+
+def own_address():
+    """This machine's address on its network (no packet is sent): pip trusts loopback indexes without asking."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.255.255.255", 1))
+        return probe.getsockname()[0]
+
+
+def host(url):
+    return url.split("/")[2].split(":")[0]
+
+
+@pytest.fixture
+def index(house, tmp_path):
+    """The wheelhouse as a PEP 503 simple index over plain HTTP on this machine's address (an internal mirror)."""
+    root = tmp_path / "simple"
+    for name in ("probe", "probedep"):
+        (root / name).mkdir(parents=True)
+        links = "".join(f'<a href="/files/{path.name}">{path.name}</a>\n' for path in sorted(house.glob(f"{name}-*.whl")))
+        (root / name / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+    (tmp_path / "files").symlink_to(house)
+    address = own_address()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", address, "--directory", str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    port = server.stdout.readline().split("port ")[1].split(" ")[0]
+    yield f"http://{address}:{port}/simple/"
+    server.terminate()
+    server.wait()
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_an_internal_index_with_a_cache_and_constraints(run_module, tmp_path, house, index, installer):
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("probedep==1.5\n")
+    result, failed = env(run_module, tmp_path, house, installer, wheelhouse=None, index_url=index, trusted_hosts=[host(index)],
+                         cache_dir=str(tmp_path / "cache"), constraints=str(constraints), requirements=["probe==2.0"])
+    assert not failed, result
+    assert result["installed"]["probe"] == "2.0" and result["installed"]["probedep"] == "1.5"
+    if installer == "uv":
+        # uv's downloads go through the cache asked for (pip's HTTP cache keeps nothing of http.server's
+        # answers, which carry no caching headers).
+        assert any((tmp_path / "cache").rglob("probe*")), "nothing of probe in the cache directory"
+
+
+def test_a_constraint_the_index_cannot_meet_fails_naming_it(run_module, tmp_path, house, index):
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("probedep==9.9\n")
+    result, failed = env(run_module, tmp_path, house, "uv", wheelhouse=None, index_url=index, trusted_hosts=[host(index)],
+                         constraints=str(constraints), requirements=["probe==2.0"])
+    assert failed and "probedep" in result["msg"], result
+    # A new environment that cannot be filled is not left behind half made.
+    assert not (tmp_path / "venv").exists()
+
+
+def test_pip_reaches_a_plain_http_index_only_when_its_host_is_trusted(run_module, tmp_path, house, index):
+    result, failed = env(run_module, tmp_path, house, "pip", wheelhouse=None, index_url=index)
+    assert failed and "probe==1.0" in result["msg"], result
+    result, failed = env(run_module, tmp_path, house, "pip", wheelhouse=None, index_url=index, trusted_hosts=[host(index)])
+    assert not failed and result["installed"]["probe"] == "1.0", result
