@@ -18,10 +18,13 @@ Sources (add a release by adding a row; nothing else changes):
 - JAX: docs.jax.dev "Installation", NVIDIA GPU: pip extras jax[cuda12] and jax[cuda13] (the CUDA
   libraries come as NVIDIA's pip wheels), SM 5.2 (Maxwell) or newer for CUDA 12; CUDA 13's toolkit has
   no Maxwell, Pascal or Volta targets (CUDA 13.0 release notes), so the cuda13 build starts at SM 7.5.
-  jax[cuda12] exists from jax 0.4.26 (it replaced jax[cuda12_pip]); jax[cuda13] from 0.7.2 at the latest.
+  The extras themselves from each jax wheel's METADATA on PyPI (Provides-Extra / Requires-Dist): cuda12 from
+  0.4.22 (0.4.21 has cuda12_pip and cuda12_local only), cuda13 from 0.7.0 (0.6.2 has none).
 - TensorFlow: tensorflow.org "Install TensorFlow with pip" (tensorflow[and-cuda], the CUDA libraries as
   pip wheels) and "Tested build configurations" (2.15 CUDA 12.2; 2.16 and 2.17 CUDA 12.3; 2.18 to 2.20
-  CUDA 12.5); TensorFlow 2.18's release notes: compute capability 5.0 dropped, 6.0 the minimum.
+  CUDA 12.5), the same as the and-cuda extra's nvidia-cuda-runtime-cu12 pins in each tensorflow wheel's
+  METADATA on PyPI (12.2.140; 12.3.101; 12.5.82; >=12.5.82,<13.0 for 2.20); TensorFlow 2.18's release
+  notes: compute capability 5.0 dropped, 6.0 the minimum.
 """
 from __future__ import annotations
 
@@ -75,8 +78,8 @@ MATRIX = {
         "2.6": _torch(("cu118", "cu124"), ("cu126",)),
     },
     "jax": {
-        "0.7.2": _extras({"cuda12": ("12.0", "5.2"), "cuda13": ("13.0", "7.5")}),
-        "0.4.26": _extras({"cuda12": ("12.0", "5.2")}),
+        "0.7.0": _extras({"cuda12": ("12.0", "5.2"), "cuda13": ("13.0", "7.5")}),
+        "0.4.22": _extras({"cuda12": ("12.0", "5.2")}),
     },
     "tensorflow": {
         **{release: _extras({"and-cuda": ("12.5", "6.0")}) for release in ("2.20", "2.19", "2.18")},
@@ -103,7 +106,7 @@ def _cc(value):
 
 
 def release_of(framework, version, option="frameworks_environments"):
-    """The table's row for a framework's version (2.11.0 -> 2.11; jax 0.8.1 -> 0.7.2)."""
+    """The table's row for a framework's version (2.11.0 -> 2.11; jax 0.8.1 -> 0.7.0)."""
     if framework not in MATRIX:
         raise MatrixError(f"{option}: framework {framework!r} is not in the CUDA matching table "
                           f"(it has {', '.join(sorted(MATRIX))})")
@@ -144,9 +147,9 @@ def arch_text(arch):
     return text + (f" (and newer through PTX {arch['ptx']})" if arch["ptx"] else "")
 
 
-def check(framework, release, variant, entry, driver, cuda_driver, capabilities):
+def check(framework, version, variant, entry, driver, cuda_driver, capabilities):
     """None when the node runs the variant, else why not (the minimum driver or the architecture)."""
-    label = f"{NAMES[framework]} {release} {variant}"
+    label = f"{NAMES[framework]} {version} {variant}"
     if entry["cuda"] is None:
         return None
     major = entry["cuda"].split(".")[0]
@@ -184,7 +187,7 @@ def choose(framework, version, variant="auto", driver="", cuda_driver="", capabi
     if variant and variant != "auto":
         if variant not in shipped:
             raise MatrixError(f"{option}: {label} ships no {variant!r} variant (it has {', '.join(shipped)})")
-        why = check(framework, release, variant, shipped[variant], driver, cuda_driver, capabilities) if gpu else None
+        why = check(framework, version, variant, shipped[variant], driver, cuda_driver, capabilities) if gpu else None
         if why:
             raise MatrixError(f"{option}: {why}")
         return _answer(framework, version, release, variant, shipped[variant], driver, "asked for")
@@ -194,7 +197,7 @@ def choose(framework, version, variant="auto", driver="", cuda_driver="", capabi
                         key=lambda item: [int(p) for p in item[1]["cuda"].split(".")], reverse=True)
     refusals = []
     for name, entry in candidates:
-        why = check(framework, release, name, entry, driver, cuda_driver, capabilities)
+        why = check(framework, version, name, entry, driver, cuda_driver, capabilities)
         if why is None:
             return _answer(framework, version, release, name, entry, driver, "the newest CUDA build the driver and every GPU run")
         refusals.append(why)

@@ -112,7 +112,7 @@ def test_jax_extras_by_release():
 
 
 def test_jax_cuda13_on_volta_refused_naming_the_architecture_floor():
-    with pytest.raises(MatrixError, match=r"JAX 0\.7\.2 cuda13 has no code for compute capability 7\.0: its wheels carry "
+    with pytest.raises(MatrixError, match=r"JAX 0\.8\.0 cuda13 has no code for compute capability 7\.0: its wheels carry "
                                           r"compute capability 7\.5 or newer"):
         choose("jax", "0.8.0", "cuda13", driver=H100_DRIVER, capabilities=["7.0"])
 
@@ -120,7 +120,7 @@ def test_jax_cuda13_on_volta_refused_naming_the_architecture_floor():
 def test_tensorflow_and_cuda():
     found = choose("tensorflow", "2.20.0", "auto", driver="560.35.03", capabilities=["8.0"])
     assert (found["variant"], found["cuda"], found["extra"], found["limited"]) == ("and-cuda", "12.5", "and-cuda", False)
-    with pytest.raises(MatrixError, match=r"TensorFlow 2\.18 and-cuda has no code for compute capability 5\.0"):
+    with pytest.raises(MatrixError, match=r"TensorFlow 2\.18\.1 and-cuda has no code for compute capability 5\.0"):
         choose("tensorflow", "2.18.1", "and-cuda", driver="560.35.03", capabilities=["5.0"])
 
 
@@ -131,7 +131,7 @@ def test_tensorflow_and_cuda():
                          "2.8, 2.9, 2.10, 2.11, 2.12, 2.13, 2.14); add its variants to "
                          "plugins/module_utils/frameworks/matrix.py from the release's notes"),
     (("torch", "latest"), "frameworks_environments: PyTorch version 'latest' is not a release such as 2.11 or 2.11.0"),
-    (("jax", "0.4.20"), "frameworks_environments: JAX 0.4.20 is not in the CUDA matching table (it has 0.4.26, 0.7.2); "
+    (("jax", "0.4.20"), "frameworks_environments: JAX 0.4.20 is not in the CUDA matching table (it has 0.4.22, 0.7.0); "
                         "add its variants to plugins/module_utils/frameworks/matrix.py from the release's notes"),
     (("torch", "2.11", "cu118"), "frameworks_environments: PyTorch 2.11 ships no 'cu118' variant "
                                  "(it has cpu, cu126, cu128, cu130)"),
